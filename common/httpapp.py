@@ -1,0 +1,111 @@
+"""What every Authport Flask app shares: JSON errors, the internal secret, health routes."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from collections.abc import Callable
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from common.errors import ApiError
+from common.identity import INTERNAL_KEY_HEADER, Identity
+
+log = logging.getLogger("authport")
+
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "invalid_content_type",
+    429: "too_many_request",
+}
+
+
+def error_response(error: ApiError):
+    response = jsonify(error.body())
+    response.status_code = error.status
+    return response
+
+
+def install_errors(app: Flask) -> None:
+    """Turn every error, expected or not, into the one JSON error shape."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError):
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        code = HTTP_CODES.get(error.code or 500, "server_error")
+        message = {404: "Route not found", 405: f"Method {request.method} not allowed on this route"}.get(
+            error.code, error.description
+        )
+        response = error_response(ApiError(message, code=code, status=error.code or 500))
+        if error.code == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        request_id = getattr(g, "request_id", None) or uuid.uuid4().hex
+        log.exception("unhandled error request_id=%s %s %s", request_id, request.method, request.path)
+        return error_response(
+            ApiError(
+                f"An unexpected error occurred, please contact support with this unique id: {request_id}",
+                code="generic_error_support",
+                status=500,
+            )
+        )
+
+
+def require_internal_key(app: Flask, internal_key: str, open_paths: tuple[str, ...] = ("/healthz",)) -> None:
+    """Refuse every request that does not carry the internal secret (constant-time check)."""
+    expected = internal_key.encode()
+
+    @app.before_request
+    def _check_internal_key():
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        if request.path in open_paths:
+            return None
+        given = request.headers.get(INTERNAL_KEY_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise ApiError("This service only accepts requests from Authport itself.", code="forbidden",
+                           status=403)
+        g.identity = Identity.from_headers(request.headers)
+        return None
+
+
+def current_identity() -> Identity:
+    identity = getattr(g, "identity", None)
+    if identity is None:
+        raise ApiError("The request carries no resolved identity.", code="unauthorized", status=401)
+    return identity
+
+
+def install_health(app: Flask, ready_check: Callable[[], dict[str, str]]) -> None:
+    """`/healthz`: the process answers. `/readyz`: its dependencies answer too."""
+
+    @app.get("/healthz")
+    def _healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def _readyz():
+        checks = ready_check()
+        ok = all(state == "ok" for state in checks.values())
+        return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), (200 if ok else 503)
+
+
+def base_app(name: str) -> Flask:
+    app = Flask(name)
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    install_errors(app)
+    return app

@@ -1,0 +1,74 @@
+"""Small typed clients one Authport process uses to call another over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import urllib3
+
+from common.errors import ApiError
+from common.identity import INTERNAL_KEY_HEADER, Identity
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "service_unavailable"
+
+
+class ServiceClient:
+    """A pooled HTTP client bound to one internal service, carrying the internal secret."""
+
+    def __init__(self, base_url: str, internal_key: str, *, timeout: float = 30.0, maxsize: int = 64):
+        self.base_url = base_url.rstrip("/")
+        self.internal_key = internal_key
+        self.pool = urllib3.PoolManager(
+            num_pools=4, maxsize=maxsize, block=False, retries=False,
+            timeout=urllib3.Timeout(connect=5.0, read=timeout),
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        identity: Identity | None = None,
+        stream: bool = False,
+    ) -> urllib3.BaseHTTPResponse:
+        all_headers = dict(headers or {})
+        all_headers[INTERNAL_KEY_HEADER] = self.internal_key
+        if identity is not None:
+            all_headers.update(identity.to_headers())
+        try:
+            return self.pool.request(
+                method, self.base_url + path, body=body, headers=all_headers,
+                preload_content=not stream, redirect=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise ServiceUnavailable(f"Internal service {self.base_url} is unreachable: {type(exc).__name__}") from exc
+
+    def call(self, method: str, path: str, payload: Any = None, identity: Identity | None = None) -> tuple[int, Any]:
+        """Send JSON, return (status, decoded JSON body or None)."""
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        response = self.request(method, path, body=body, headers=headers, identity=identity)
+        data = response.data
+        try:
+            return response.status, (json.loads(data) if data else None)
+        except ValueError:
+            raise ServiceUnavailable(f"Internal service {self.base_url} answered with invalid JSON") from None
+
+
+class StoreClient(ServiceClient):
+    """Calls of the store's internal API."""
+
+    def resolve_key(self, secret: str, kind: str = "secret") -> Identity | None:
+        status, body = self.call("POST", "/internal/keys/resolve", {"key": secret, "kind": kind})
+        if status == 404:
+            return None
+        if status != 200:
+            raise ServiceUnavailable(f"store could not resolve the key (status {status})")
+        return Identity.from_dict(body["identity"])

@@ -1,0 +1,231 @@
+"""One typed table of every environment variable Authport reads.
+
+Each process calls `load_settings()` once at start. A malformed value raises `SettingsError`
+naming the variable; `common.serve` turns that into a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+ENV_KEY_VAR = re.compile(r"^NANGO_SECRET_KEY_([A-Z0-9_]+)$")
+
+
+class SettingsError(Exception):
+    """A variable has a value Authport cannot use."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+
+
+def to_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("expected true or false (also 1/0, yes/no, on/off)")
+
+
+def to_int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {raw!r}") from None
+
+
+def to_port(raw: str) -> int:
+    port = to_int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"expected a port number 0-65535, got {port}")
+    return port
+
+
+def to_key(raw: str) -> bytes:
+    """Decode an AES-256 key given as base64 of 32 bytes."""
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 of 32 random bytes (openssl rand -base64 32)") from None
+    if len(key) != 32:
+        raise ValueError(f"must be base64 of 32 bytes, this decodes to {len(key)} bytes")
+    return key
+
+
+def to_key_list(raw: str) -> tuple[bytes, ...]:
+    return tuple(to_key(part) for part in raw.split(",") if part.strip())
+
+
+def to_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return url
+
+
+def to_str(raw: str) -> str:
+    return raw.strip()
+
+
+def to_plan(raw: str) -> str:
+    plan = raw.strip().lower()
+    if plan not in ("free", "starter", "growth", "enterprise"):
+        raise ValueError("expected one of free, starter, growth, enterprise")
+    return plan
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    coerce: Callable[[str], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+
+# The table: every variable, its type, default and meaning. README's configuration table is
+# generated from it (`python -m common.settings --markdown`).
+VARIABLES: tuple[Var, ...] = (
+    Var("SERVER_PORT", to_port, 3003, "Port of the gateway, the only public process."),
+    Var("NANGO_SERVER_URL", to_url, None, "Public URL of the gateway (default http://localhost:SERVER_PORT)."),
+    Var("NANGO_CALLBACK_URL", to_url, None, "OAuth callback URL (default NANGO_SERVER_URL + /oauth/callback)."),
+    Var("NANGO_PUBLIC_CONNECT_URL", to_url, None, "Base of connect_link (default NANGO_SERVER_URL + /connect)."),
+    Var("NANGO_DATABASE_URL", to_str, None, "Database URL (postgresql://user:pass@host:5432/db or sqlite:///path)."),
+    Var("DATABASE_URL", to_str, None, "Fallback for NANGO_DATABASE_URL."),
+    Var("NANGO_DB_HOST", to_str, None, "Postgres host; when set, the NANGO_DB_* variables build the URL."),
+    Var("NANGO_DB_PORT", to_port, 5432, "Postgres port."),
+    Var("NANGO_DB_USER", to_str, "nango", "Postgres user."),
+    Var("NANGO_DB_PASSWORD", to_str, "", "Postgres password.", secret=True),
+    Var("NANGO_DB_NAME", to_str, "nango", "Postgres database name."),
+    Var("NANGO_DB_SSL", to_bool, False, "Require TLS to Postgres."),
+    Var("NANGO_SECRET_KEY", to_str, None, "Pins the secret key of the default environment (dev).", secret=True),
+    Var("NANGO_ENCRYPTION_KEY", to_key, None,
+        "AES-256 key (base64 of 32 bytes) for data at rest; unset means plaintext with a warning.", secret=True),
+    Var("NANGO_ENCRYPTION_KEYS_OLD", to_key_list, (),
+        "Comma-separated decrypt-only keys kept during a key rotation.", secret=True),
+    Var("NANGO_REDIS_URL", to_str, None, "Redis URL for shared rate limits, locks and websocket fan-out."),
+    Var("NANGO_DASHBOARD_USERNAME", to_str, None, "Dashboard HTTP Basic user name."),
+    Var("NANGO_DASHBOARD_PASSWORD", to_str, None, "Dashboard HTTP Basic password.", secret=True),
+    Var("TELEMETRY", to_bool, False, "Accepted for compatibility; Authport sends no telemetry either way."),
+    Var("INTERNAL_API_KEY", to_str, None, "Shared secret that services require from the gateway and each other.",
+        secret=True),
+    Var("BIND_HOST", to_str, "127.0.0.1", "Address the internal services (store, auth, proxy) listen on."),
+    Var("GATEWAY_HOST", to_str, "0.0.0.0", "Address the gateway listens on."),
+    Var("STORE_PORT", to_port, 3010, "Port of the store service."),
+    Var("AUTH_PORT", to_port, 3011, "Port of the auth service."),
+    Var("PROXY_PORT", to_port, 3012, "Port of the proxy service."),
+    Var("STORE_URL", to_url, None, "How other processes reach the store (default http://127.0.0.1:STORE_PORT)."),
+    Var("AUTH_URL", to_url, None, "How other processes reach auth (default http://127.0.0.1:AUTH_PORT)."),
+    Var("PROXY_URL", to_url, None, "How the gateway reaches the proxy (default http://127.0.0.1:PROXY_PORT)."),
+    Var("DATA_DIR", to_str, "./data", "Where the local SQLite database lives."),
+    Var("PROVIDERS_FILE", to_str, None, "A Nango-format providers.yaml to use instead of the built-in catalogue."),
+    Var("DEFAULT_PLAN", to_plan, "free", "Plan of the default account: free, starter, growth or enterprise."),
+    Var("WORKERS", to_int, 1, "gunicorn worker processes per service."),
+    Var("THREADS", to_int, 8, "Threads per gunicorn worker."),
+    Var("LOG_LEVEL", to_str, "info", "debug, info, warning or error."),
+)
+BY_NAME = {var.name: var for var in VARIABLES}
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, Any]
+    environment_keys: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def server_url(self) -> str:
+        return self.values["NANGO_SERVER_URL"] or f"http://localhost:{self.values['SERVER_PORT']}"
+
+    @property
+    def callback_url(self) -> str:
+        return self.values["NANGO_CALLBACK_URL"] or f"{self.server_url}/oauth/callback"
+
+    @property
+    def connect_url(self) -> str:
+        return self.values["NANGO_PUBLIC_CONNECT_URL"] or f"{self.server_url}/connect"
+
+    def service_url(self, service: str) -> str:
+        explicit = self.values[f"{service.upper()}_URL"]
+        return explicit or f"http://127.0.0.1:{self.values[f'{service.upper()}_PORT']}"
+
+    @property
+    def database_url(self) -> str:
+        return database_url(self)
+
+    def pinned_secret_key(self, env_name: str) -> str | None:
+        """Secret key pinned by NANGO_SECRET_KEY_<ENV> (or NANGO_SECRET_KEY for dev)."""
+        key = self.environment_keys.get(env_name.lower())
+        if key is None and env_name == "dev":
+            key = self.values["NANGO_SECRET_KEY"]
+        return key
+
+
+def database_url(settings: Settings) -> str:
+    url = settings.NANGO_DATABASE_URL or settings.DATABASE_URL
+    if url:
+        return url
+    if settings.NANGO_DB_HOST:
+        from urllib.parse import quote
+
+        auth = quote(settings.NANGO_DB_USER, safe="")
+        if settings.NANGO_DB_PASSWORD:
+            auth += ":" + quote(settings.NANGO_DB_PASSWORD, safe="")
+        ssl = "?sslmode=require" if settings.NANGO_DB_SSL else ""
+        return f"postgresql://{auth}@{settings.NANGO_DB_HOST}:{settings.NANGO_DB_PORT}/{settings.NANGO_DB_NAME}{ssl}"
+    return "sqlite:///" + str(Path(settings.DATA_DIR) / "authport.db")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read every variable from `environ` (default os.environ); keyword overrides win (tests)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var in VARIABLES:
+        raw = environ.get(var.name)
+        if raw is None or raw.strip() == "":
+            values[var.name] = var.default
+            continue
+        try:
+            values[var.name] = var.coerce(raw)
+        except ValueError as exc:
+            raise SettingsError(var.name, str(exc)) from None
+    env_keys: dict[str, str] = {}
+    for name, raw in environ.items():
+        match = ENV_KEY_VAR.match(name)
+        if match and raw.strip():
+            env_keys[match.group(1).lower()] = raw.strip()
+    for name, value in overrides.items():
+        if name not in BY_NAME:
+            raise SettingsError(name, "not a known setting")
+        values[name] = value
+    if values["WORKERS"] < 1 or values["THREADS"] < 1:
+        raise SettingsError("WORKERS", "WORKERS and THREADS must be at least 1")
+    return Settings(values=values, environment_keys=env_keys)
+
+
+def markdown_table() -> str:
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for var in VARIABLES:
+        default = "" if var.default in (None, (), "") else f"`{var.default}`"
+        rows.append(f"| `{var.name}` | {default} | {var.help} |")
+    rows.append("| `NANGO_SECRET_KEY_<ENV>` | | Pins the secret key of environment `<env>` (e.g. `_PROD`). |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,16 @@
+"""Start-up failures: reported as one line naming what is wrong, then exit status 2."""
+
+from __future__ import annotations
+
+
+class StartupError(Exception):
+    """The process cannot start; the message says why and what to change."""
+
+
+def database_error(exc: Exception) -> str | None:
+    """A one-line, password-free description of a database connection failure, else None."""
+    name = type(exc).__name__
+    if name in ("OperationalError", "InterfaceError") or "psycopg2" in type(exc).__module__:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+        return first.replace("\t", " ")
+    return None

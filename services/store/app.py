@@ -1,0 +1,83 @@
+"""The store process: owns the database and the encryption keys."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from common.crypto import Cipher
+from common.httpapp import base_app, install_health, require_internal_key
+from common.providers import Catalogue
+from common.settings import Settings, load_settings
+from common.startup import StartupError, database_error
+from services.store import atrest, bootstrap, migrations
+from services.store.context import StoreContext
+from services.store.db import DatabaseUrlError, database, open_database
+
+log = logging.getLogger("authport.store")
+
+
+def prepare_database(settings: Settings, cipher: Cipher):
+    """Open the database and bring it to the current schema, records and encryption state."""
+    try:
+        db = open_database(settings.database_url)
+    except DatabaseUrlError as exc:
+        raise StartupError(f"NANGO_DATABASE_URL: {exc}") from None
+    database.initialize(db)
+    try:
+        with migrations.startup_lock(db):
+            atrest.check(db, cipher)
+            migrations.migrate(db)
+            generated = bootstrap.bootstrap(db, cipher, settings)
+            atrest.upgrade(db, cipher)
+    except atrest.EncryptionStateError as exc:
+        raise StartupError(str(exc)) from None
+    except Exception as exc:  # connection refused, auth failure…: one clear line, no traceback
+        if database_error(exc):
+            raise StartupError(f"cannot use the database: {database_error(exc)}") from None
+        raise
+    finally:
+        if not db.is_closed():
+            db.close()
+    for env, key in generated:
+        # Shown once, at the start that created it (no NANGO_SECRET_KEY_<ENV> pinned it).
+        print(f"authport: generated secret key for environment {env}: {key}", flush=True)
+    return db
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    if not settings.INTERNAL_API_KEY:
+        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    cipher = Cipher(settings.NANGO_ENCRYPTION_KEY, settings.NANGO_ENCRYPTION_KEYS_OLD)
+    catalogue = Catalogue.load(settings.PROVIDERS_FILE)
+    db = prepare_database(settings, cipher)
+
+    app = base_app("authport.store")
+    app.extensions["authport_store"] = StoreContext(settings=settings, cipher=cipher, catalogue=catalogue)
+    require_internal_key(app, settings.INTERNAL_API_KEY)
+
+    @app.before_request
+    def _open_db():
+        db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close_db(_exc):
+        if not db.is_closed():
+            db.close()
+
+    def ready() -> dict[str, str]:
+        try:
+            with db.connection_context():
+                db.execute_sql("SELECT 1")
+            return {"database": "ok"}
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return {"database": f"error: {type(exc).__name__}"}
+
+    install_health(app, ready)
+    from services.store import internal_views, views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(internal_views.bp)
+    return app

@@ -1,0 +1,231 @@
+"""Connections: one end user's credentials for one integration, encrypted at rest."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from peewee import IntegrityError
+
+from common.errors import ApiError, NotFound, field_error
+from services.store import formatters
+from services.store import integrations as integrations_domain
+from services.store.context import StoreContext
+from services.store.models import Connection, Integration, utcnow
+from services.store.schemas import ConnectionImport, ConnectionListQuery, ConnectionPatch, EndUser
+
+
+def unknown_provider_config() -> ApiError:
+    return ApiError("Provider does not exists", code="unknown_provider_config", status=400)
+
+
+def parse_expiry(value) -> datetime | None:
+    """An expiry given as ISO-8601, epoch seconds or epoch milliseconds, as naive UTC."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+            number = float(value)
+            moment = datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ApiError(code="invalid_body", status=400, message=None, errors=[
+            field_error(["credentials", "expires_at"], "Invalid date")]) from None
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def build_credentials(given) -> tuple[dict, datetime | None]:
+    """Stored credentials (Nango's shape, `raw` included) and their expiry."""
+    data = given.model_dump(exclude_none=True)
+    raw = data.pop("raw", None)
+    expires_at = parse_expiry(data.get("expires_at"))
+    if expires_at is not None:
+        data["expires_at"] = formatters.iso(expires_at)
+    if given.type in ("OAUTH2", "OAUTH2_CC", "OAUTH1"):
+        data["raw"] = raw if raw is not None else dict(data)
+    return data, expires_at
+
+
+def auto_tags(end_user: EndUser | None) -> dict[str, str]:
+    if end_user is None:
+        return {}
+    tags = {"end_user_id": end_user.id}
+    if end_user.email:
+        tags["end_user_email"] = end_user.email
+    if end_user.display_name:
+        tags["end_user_display_name"] = end_user.display_name
+    if end_user.organization:
+        tags["organization_id"] = end_user.organization.id
+    return tags
+
+
+def merged_tags(explicit: dict | None, end_user: EndUser | None) -> dict:
+    explicit = dict(explicit or {})
+    return {**explicit, **{k: v for k, v in auto_tags(end_user).items() if k not in explicit}}
+
+
+def find(env_id: int, provider_config_key: str, connection_id: str) -> tuple[Connection, Integration] | None:
+    row = (Connection.select(Connection, Integration).join(Integration)
+           .where((Connection.environment == env_id) & (Integration.unique_key == provider_config_key)
+                  & (Connection.connection_id == connection_id) & Connection.deleted_at.is_null()
+                  & Integration.deleted_at.is_null())
+           .first())
+    return (row, row.integration) if row else None
+
+
+def credentials_of(ctx: StoreContext, conn: Connection) -> dict:
+    return json.loads(ctx.cipher.decrypt(conn.credentials_enc, "connections", "credentials_enc", conn.uid))
+
+
+def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) -> tuple[Connection, Integration]:
+    integration = integrations_domain.find(env_id, body.provider_config_key)
+    if integration is None:
+        raise NotFound("Integration does not exist")
+    mode = (ctx.catalogue.get(integration.provider) or {}).get("auth_mode")
+    if body.credentials.type != mode:
+        raise ApiError(code="invalid_body", status=400, message=None, errors=[field_error(
+            ["credentials", "type"], f"Provider {integration.provider} does not support {body.credentials.type} auth")])
+    credentials, expires_at = build_credentials(body.credentials)
+    connection_id = body.connection_id or str(uuid.uuid4())
+    existing = find(env_id, body.provider_config_key, connection_id)
+    now = utcnow()
+    conn = existing[0] if existing else Connection(
+        uid=str(uuid.uuid4()), environment=env_id, integration=integration, connection_id=connection_id,
+        created_at=now, metadata={}, tags={}, connection_config={},
+    )
+    conn.credentials_enc = ctx.cipher.encrypt(json.dumps(credentials), "connections", "credentials_enc", conn.uid)
+    conn.credentials_type = body.credentials.type
+    conn.expires_at = expires_at
+    conn.updated_at = conn.last_fetched_at = now
+    conn.last_refresh_failure, conn.refresh_attempts, conn.refresh_exhausted = None, 0, False
+    if body.connection_config is not None:
+        conn.connection_config = body.connection_config
+    if body.metadata is not None:
+        conn.metadata = body.metadata
+    if body.webhook_url_override is not None:
+        conn.webhook_url_override = body.webhook_url_override
+    _apply_end_user(conn, body.end_user, body.tags)
+    try:
+        conn.save(force_insert=existing is None)
+    except IntegrityError:
+        # A concurrent import of the same connection id won the insert: overwrite it instead.
+        raced = find(env_id, body.provider_config_key, connection_id)
+        if raced is None:
+            raise
+        conn.id, conn.uid = raced[0].id, raced[0].uid
+        conn.created_at = raced[0].created_at
+        conn.credentials_enc = ctx.cipher.encrypt(json.dumps(credentials), "connections", "credentials_enc", conn.uid)
+        conn.save()
+    return conn, integration
+
+
+def _apply_end_user(conn: Connection, end_user: EndUser | None, tags: dict | None) -> None:
+    if end_user is not None:
+        conn.end_user = end_user.model_dump(exclude_none=True)
+        conn.end_user_id = end_user.id
+        conn.organization_id = end_user.organization.id if end_user.organization else None
+    if tags is not None or end_user is not None:
+        conn.tags = merged_tags(tags if tags is not None else _explicit_tags(conn), end_user)
+
+
+def _explicit_tags(conn: Connection) -> dict:
+    generated = {"end_user_id", "end_user_email", "end_user_display_name", "organization_id"}
+    return {k: v for k, v in (conn.tags or {}).items() if k not in generated}
+
+
+def get_for_read(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str):
+    """The live connection and its credentials, recording the read."""
+    if integrations_domain.find(env_id, provider_config_key) is None:
+        raise unknown_provider_config()
+    found = find(env_id, provider_config_key, connection_id)
+    if found is None:
+        raise NotFound("Failed to find connection")
+    conn, integration = found
+    conn.last_fetched_at = utcnow()
+    Connection.update(last_fetched_at=conn.last_fetched_at).where(Connection.id == conn.id).execute()
+    return conn, integration, credentials_of(ctx, conn)
+
+
+def present_full(conn: Connection, integration: Integration, credentials: dict, *, include_refresh: bool,
+                 suffix: str) -> dict:
+    shown = credentials if include_refresh else formatters.strip_refresh_tokens(credentials)
+    return formatters.connection_full(conn, integration.unique_key, integration.provider, shown, suffix)
+
+
+def list_connections(env_id: int, q: ConnectionListQuery) -> list[dict]:
+    where = (Connection.environment == env_id) & Connection.deleted_at.is_null() & Integration.deleted_at.is_null()
+    if q.connectionId:
+        where &= Connection.connection_id == q.connectionId
+    if q.endUserId:
+        where &= Connection.end_user_id == q.endUserId
+    if q.endUserOrganizationId:
+        where &= Connection.organization_id == q.endUserOrganizationId
+    if q.integrationId:
+        where &= Integration.unique_key.in_([k.strip() for k in q.integrationId.split(",") if k.strip()])
+    rows = (Connection.select(Connection, Integration).join(Integration).where(where)
+            .order_by(Connection.created_at.desc(), Connection.id.desc()))
+    wanted_tags = {k.lower(): v for k, v in (q.tags or {}).items()}
+    out = []
+    skip = q.page * q.limit
+    for conn in rows.iterator():
+        tags = {k.lower(): v for k, v in (conn.tags or {}).items()}
+        if any(tags.get(k) != v for k, v in wanted_tags.items()):
+            continue
+        if q.search and not _matches(conn, q.search.lower()):
+            continue
+        if skip:
+            skip -= 1
+            continue
+        out.append(formatters.connection_item(conn, conn.integration.unique_key, conn.integration.provider))
+        if len(out) >= q.limit:
+            break
+    return out
+
+
+def _matches(conn: Connection, needle: str) -> bool:
+    end_user = conn.end_user or {}
+    haystack = [conn.connection_id, end_user.get("id"), end_user.get("email"), end_user.get("display_name")]
+    return any(needle in value.lower() for value in haystack if value)
+
+
+def delete(env_id: int, provider_config_key: str, connection_id: str) -> None:
+    found = find(env_id, provider_config_key, connection_id)
+    if found is None:
+        raise ApiError(code="unknown_connection", status=400, message=None)
+    now = utcnow()
+    Connection.update(deleted_at=now, updated_at=now).where(
+        (Connection.id == found[0].id) & Connection.deleted_at.is_null()).execute()
+
+
+def set_metadata(env_id: int, provider_config_key: str, connection_ids: list[str], metadata: dict, *,
+                 merge: bool) -> None:
+    """Replace (or shallow-merge) metadata of every named connection; all or nothing."""
+    found = []
+    for connection_id in connection_ids:
+        row = find(env_id, provider_config_key, connection_id)
+        if row is None:
+            raise ApiError(f"Connection with connection_id: {connection_id} and provider_config_key: "
+                           f"{provider_config_key} not found", code="unknown_connection", status=404)
+        found.append(row[0])
+    now = utcnow()
+    for conn in found:
+        conn.metadata = {**(conn.metadata or {}), **metadata} if merge else metadata
+        Connection.update(metadata=conn.metadata, updated_at=now).where(Connection.id == conn.id).execute()
+
+
+def patch(env_id: int, provider_config_key: str, connection_id: str, body: ConnectionPatch) -> None:
+    if integrations_domain.find(env_id, provider_config_key) is None:
+        raise unknown_provider_config()
+    found = find(env_id, provider_config_key, connection_id)
+    if found is None:
+        raise NotFound("Failed to find connection")
+    conn = found[0]
+    _apply_end_user(conn, body.end_user, body.tags)
+    if body.webhook_url_override is not None:
+        conn.webhook_url_override = body.webhook_url_override
+    conn.updated_at = utcnow()
+    conn.save()

@@ -1,0 +1,51 @@
+"""The database handle: declared unbound, opened by the store's factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from peewee import DatabaseProxy, SqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase
+
+database = DatabaseProxy()
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def open_database(url: str, *, max_connections: int = 32):
+    """Build (not connect) a peewee database for a sqlite:/// or postgresql:// URL."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:] if parsed.path.startswith("//") else parsed.path.lstrip("/") or "")
+        if url.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")
+        if not path:
+            raise DatabaseUrlError("sqlite URL needs a file path, e.g. sqlite:///data/authport.db")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return SqliteDatabase(
+            path,
+            pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1, "synchronous": "normal"},
+            timeout=10,
+        )
+    if parsed.scheme in ("postgres", "postgresql"):
+        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        return PooledPostgresqlDatabase(
+            unquote(parsed.path.lstrip("/")) or "postgres",
+            user=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 5432,
+            max_connections=max_connections,
+            stale_timeout=300,
+            connect_timeout=5,
+            **({"sslmode": options["sslmode"]} if "sslmode" in options else {}),
+        )
+    raise DatabaseUrlError(f"unsupported database URL scheme {parsed.scheme!r} (use postgresql:// or sqlite:///)")
+
+
+def is_postgres(db) -> bool:
+    return isinstance(getattr(db, "obj", db), PooledPostgresqlDatabase)

@@ -1,0 +1,35 @@
+"""Environment variables: named values an environment keeps for its scripts, encrypted."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from services.store.context import StoreContext
+from services.store.models import EnvironmentVariable, utcnow
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
+
+
+def list_plain(ctx: StoreContext, env_id: int) -> list[dict]:
+    rows = EnvironmentVariable.select().where(EnvironmentVariable.environment == env_id).order_by(
+        EnvironmentVariable.name)
+    return [{"name": r.name, "value": ctx.cipher.decrypt(r.value_enc, "environment_variables", "value_enc", r.uid)}
+            for r in rows]
+
+
+def set_value(ctx: StoreContext, env_id: int, name: str, value: str) -> None:
+    if not NAME.match(name):
+        raise ValueError("a variable name is letters, digits and underscores, not starting with a digit")
+    row = EnvironmentVariable.get_or_none((EnvironmentVariable.environment == env_id)
+                                          & (EnvironmentVariable.name == name))
+    if row is None:
+        row = EnvironmentVariable(uid=str(uuid.uuid4()), environment=env_id, name=name)
+    row.value_enc = ctx.cipher.encrypt(value, "environment_variables", "value_enc", row.uid)
+    row.updated_at = utcnow()
+    row.save(force_insert=row.id is None)
+
+
+def delete(env_id: int, name: str) -> bool:
+    return bool(EnvironmentVariable.delete().where((EnvironmentVariable.environment == env_id)
+                                                   & (EnvironmentVariable.name == name)).execute())

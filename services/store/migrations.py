@@ -1,0 +1,119 @@
+"""Versioned schema migrations, run at start-up under a database-wide lock.
+
+Safe to run twice (each version is recorded) and from two processes at once (Postgres advisory
+lock; SQLite's write lock via BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from services.store.db import is_postgres
+from services.store.models import utcnow
+
+LOCK_ID = 7_263_001  # arbitrary, fixed: the advisory lock of Authport's start-up work
+
+
+def _dialect(db) -> dict[str, str]:
+    if is_postgres(db):
+        return {"pk": "BIGSERIAL PRIMARY KEY", "ts": "TIMESTAMP", "bool": "BOOLEAN", "fk": "BIGINT"}
+    return {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "ts": "TIMESTAMP", "bool": "BOOLEAN", "fk": "INTEGER"}
+
+
+V1 = """
+CREATE TABLE accounts (
+  id {pk}, name TEXT NOT NULL UNIQUE, plan TEXT NOT NULL DEFAULT 'free', rate_limit INTEGER,
+  created_at {ts} NOT NULL);
+CREATE TABLE environments (
+  id {pk}, account_id {fk} NOT NULL REFERENCES accounts(id), name TEXT NOT NULL, uid TEXT NOT NULL UNIQUE,
+  webhook_url TEXT, callback_url TEXT, created_at {ts} NOT NULL, UNIQUE (account_id, name));
+CREATE TABLE api_keys (
+  id {pk}, uid TEXT NOT NULL UNIQUE, environment_id {fk} NOT NULL REFERENCES environments(id),
+  kind TEXT NOT NULL, name TEXT NOT NULL, lookup_hash TEXT NOT NULL UNIQUE, secret_enc TEXT NOT NULL,
+  created_at {ts} NOT NULL, last_used_at {ts}, revoked_at {ts});
+CREATE TABLE integrations (
+  id {pk}, uid TEXT NOT NULL UNIQUE, environment_id {fk} NOT NULL REFERENCES environments(id),
+  unique_key TEXT NOT NULL, provider TEXT NOT NULL, display_name TEXT, client_id TEXT, client_secret_enc TEXT,
+  scopes TEXT, app_link TEXT, custom TEXT, forward_webhooks {bool} NOT NULL DEFAULT TRUE,
+  integration_config TEXT, webhook_secret_enc TEXT, created_at {ts} NOT NULL, updated_at {ts} NOT NULL,
+  deleted_at {ts});
+CREATE UNIQUE INDEX integrations_live_key ON integrations (environment_id, unique_key) WHERE deleted_at IS NULL;
+CREATE TABLE connections (
+  id {pk}, uid TEXT NOT NULL UNIQUE, environment_id {fk} NOT NULL REFERENCES environments(id),
+  integration_id {fk} NOT NULL REFERENCES integrations(id), connection_id TEXT NOT NULL,
+  credentials_enc TEXT NOT NULL, credentials_type TEXT NOT NULL, connection_config TEXT NOT NULL DEFAULT '{{}}',
+  metadata TEXT, tags TEXT NOT NULL DEFAULT '{{}}', end_user TEXT, end_user_id TEXT, organization_id TEXT,
+  webhook_url_override TEXT, expires_at {ts}, last_fetched_at {ts}, last_refresh_success {ts},
+  last_refresh_failure {ts}, refresh_attempts INTEGER NOT NULL DEFAULT 0,
+  refresh_exhausted {bool} NOT NULL DEFAULT FALSE, created_at {ts} NOT NULL, updated_at {ts} NOT NULL,
+  deleted_at {ts});
+CREATE UNIQUE INDEX connections_live_key ON connections (integration_id, connection_id) WHERE deleted_at IS NULL;
+CREATE INDEX connections_env_created ON connections (environment_id, created_at);
+CREATE INDEX connections_end_user ON connections (environment_id, end_user_id);
+CREATE TABLE environment_variables (
+  id {pk}, uid TEXT NOT NULL UNIQUE, environment_id {fk} NOT NULL REFERENCES environments(id),
+  name TEXT NOT NULL, value_enc TEXT NOT NULL, created_at {ts} NOT NULL, updated_at {ts} NOT NULL,
+  UNIQUE (environment_id, name));
+CREATE TABLE authport_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _run_sql(script: str) -> Callable:
+    def apply(db) -> None:
+        for statement in script.format(**_dialect(db)).split(";"):
+            if statement.strip():
+                db.execute_sql(statement)
+
+    return apply
+
+
+MIGRATIONS: list[tuple[int, str, Callable]] = [
+    (1, "core tables", _run_sql(V1)),
+]
+
+
+@contextlib.contextmanager
+def startup_lock(db):
+    """Serialise start-up work across every process sharing this database."""
+    if is_postgres(db):
+        with db.connection_context():
+            db.execute_sql("SELECT pg_advisory_lock(%s)", (LOCK_ID,))
+            try:
+                yield
+            finally:
+                db.execute_sql("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
+    else:
+        # SQLite: each start-up step runs in its own BEGIN IMMEDIATE transaction (see
+        # `write_transaction`) and re-checks its own state inside it, which serialises them.
+        with db.connection_context():
+            yield
+
+
+def applied_versions(db) -> set[int]:
+    db.execute_sql(f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                   f" applied_at {_dialect(db)['ts']} NOT NULL)")
+    return {row[0] for row in db.execute_sql("SELECT version FROM schema_migrations").fetchall()}
+
+
+def migrate(db) -> list[int]:
+    """Apply every pending migration; return the versions applied by this call."""
+    done: list[int] = []
+    for version, name, apply in MIGRATIONS:
+        with write_transaction(db):
+            if version in applied_versions(db):
+                continue
+            apply(db)
+            db.execute_sql("INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)"
+                           if is_postgres(db) else
+                           "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                           (version, name, utcnow()))
+            done.append(version)
+    return done
+
+
+def write_transaction(db):
+    """A transaction that holds the write lock from its first statement."""
+    if is_postgres(db):
+        return db.atomic()
+    return db.atomic(lock_type="IMMEDIATE")

@@ -1,0 +1,161 @@
+"""peewee models of the store's tables (the schema itself is created by `migrations`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from peewee import (
+    BigAutoField,
+    BooleanField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from services.store.db import database
+
+
+def utcnow() -> datetime:
+    """Naive UTC time with millisecond precision, as every table stores it."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class JSONField(TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class Base(Model):
+    class Meta:
+        database = database
+
+
+class Account(Base):
+    id = BigAutoField()
+    name = TextField(unique=True)
+    plan = TextField(default="free")
+    rate_limit = IntegerField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "accounts"
+
+
+class Environment(Base):
+    id = BigAutoField()
+    account = ForeignKeyField(Account, column_name="account_id", backref="environments")
+    name = TextField()
+    uid = TextField(unique=True)
+    webhook_url = TextField(null=True)
+    callback_url = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "environments"
+
+
+class ApiKey(Base):
+    id = BigAutoField()
+    uid = TextField(unique=True)
+    environment = ForeignKeyField(Environment, column_name="environment_id", backref="keys")
+    kind = TextField()  # secret | public
+    name = TextField()
+    lookup_hash = TextField(unique=True)
+    secret_enc = TextField()
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_keys"
+
+
+class Integration(Base):
+    id = BigAutoField()
+    uid = TextField(unique=True)
+    environment = ForeignKeyField(Environment, column_name="environment_id")
+    unique_key = TextField()
+    provider = TextField()
+    display_name = TextField(null=True)
+    client_id = TextField(null=True)
+    client_secret_enc = TextField(null=True)
+    scopes = TextField(null=True)
+    app_link = TextField(null=True)
+    custom = JSONField(null=True)
+    forward_webhooks = BooleanField(default=True)
+    integration_config = JSONField(null=True)
+    webhook_secret_enc = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    deleted_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "integrations"
+
+
+class Connection(Base):
+    id = BigAutoField()
+    uid = TextField(unique=True)
+    environment = ForeignKeyField(Environment, column_name="environment_id")
+    integration = ForeignKeyField(Integration, column_name="integration_id")
+    connection_id = TextField()
+    credentials_enc = TextField()
+    credentials_type = TextField()
+    connection_config = JSONField(default=dict)
+    metadata = JSONField(null=True)
+    tags = JSONField(default=dict)
+    end_user = JSONField(null=True)
+    end_user_id = TextField(null=True)
+    organization_id = TextField(null=True)
+    webhook_url_override = TextField(null=True)
+    expires_at = DateTimeField(null=True)
+    last_fetched_at = DateTimeField(null=True)
+    last_refresh_success = DateTimeField(null=True)
+    last_refresh_failure = DateTimeField(null=True)
+    refresh_attempts = IntegerField(default=0)
+    refresh_exhausted = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    deleted_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "connections"
+
+
+class EnvironmentVariable(Base):
+    id = BigAutoField()
+    uid = TextField(unique=True)
+    environment = ForeignKeyField(Environment, column_name="environment_id")
+    name = TextField()
+    value_enc = TextField()
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "environment_variables"
+
+
+class Meta(Base):
+    name = TextField(primary_key=True)
+    value = TextField()
+
+    class Meta:
+        table_name = "authport_meta"
+
+
+# Every encrypted column: (model, column attribute). The associated data binds each value to
+# "<table>.<column>.<row uid>".
+ENCRYPTED_FIELDS = (
+    (ApiKey, "secret_enc"),
+    (Integration, "client_secret_enc"),
+    (Integration, "webhook_secret_enc"),
+    (Connection, "credentials_enc"),
+    (EnvironmentVariable, "value_enc"),
+)

@@ -1,0 +1,205 @@
+"""Request schemas of the store's public routes (strict: unknown fields are refused)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator
+
+from common.validation import Strict, stringbool
+
+KEY_PATTERN = r"^[a-zA-Z0-9~:.@ _-]+$"
+UniqueKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=KEY_PATTERN)]
+ConnectionId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Short = Annotated[str, StringConstraints(max_length=255)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+QueryBool = Annotated[bool, BeforeValidator(stringbool)]
+SCOPES = re.compile(r"^[0-9a-zA-Z:/_.*-]+(,[0-9a-zA-Z:/_.*-]+)*$")
+TAG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-./]*$")
+
+
+class OAuthAppCredentials(Strict):
+    type: Literal["OAUTH1", "OAUTH2", "TBA"]
+    client_id: Secret
+    client_secret: Secret
+    scopes: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    webhook_secret: Secret | None = None
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: str | None) -> str | None:
+        if value and not SCOPES.match(value):
+            raise ValueError("scopes must be a comma-separated list")
+        return value
+
+
+class AppCredentials(Strict):
+    type: Literal["APP"]
+    app_id: Short
+    app_link: Short
+    private_key: Annotated[str, StringConstraints(min_length=1, max_length=16384)]
+
+
+class CustomCredentials(Strict):
+    type: Literal["CUSTOM"]
+    client_id: Secret
+    client_secret: Secret
+    app_id: Short
+    app_link: Short
+    private_key: Annotated[str, StringConstraints(min_length=1, max_length=16384)]
+
+
+IntegrationCredentials = Annotated[
+    OAuthAppCredentials | AppCredentials | CustomCredentials, Field(discriminator="type")
+]
+JsonObject = dict[str, Any]
+
+
+class IntegrationCreate(Strict):
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    unique_key: UniqueKey
+    display_name: Short | None = None
+    credentials: IntegrationCredentials | None = None
+    forward_webhooks: bool | None = None
+    integration_config: JsonObject | None = None
+    custom: JsonObject | None = None
+
+
+class IntegrationUpdate(Strict):
+    unique_key: UniqueKey | None = None
+    display_name: Short | None = None
+    credentials: IntegrationCredentials | None = None
+    forward_webhooks: bool | None = None
+    integration_config: JsonObject | None = None
+    custom: JsonObject | None = None
+
+
+class IntegrationQuery(Strict):
+    include: list[Literal["webhook", "credentials"]] | Literal["webhook", "credentials"] | None = None
+
+
+def _check_tags(tags: dict[str, str] | None) -> dict[str, str] | None:
+    if tags is None:
+        return None
+    if len(tags) > 10:
+        raise ValueError("at most 10 tags")
+    seen = set()
+    for key, value in tags.items():
+        if not TAG_KEY.match(key) or len(key) > 64:
+            raise ValueError(f"invalid tag key {key!r}")
+        if not isinstance(value, str) or not 1 <= len(value) <= 255:
+            raise ValueError(f"tag {key!r} needs a string value of 1-255 characters")
+        if key.lower() in seen:
+            raise ValueError(f"duplicate tag key {key!r}")
+        seen.add(key.lower())
+    return tags
+
+
+class Organization(Strict):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    display_name: Short | None = None
+
+
+class EndUser(Strict):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    email: Annotated[str, StringConstraints(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    display_name: Short | None = None
+    tags: dict[str, str] | None = None
+    organization: Organization | None = None
+
+    _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
+
+
+Timestamp = str | int | float
+
+
+class OAuth2Import(Strict):
+    type: Literal["OAUTH2"]
+    access_token: Secret
+    refresh_token: Secret | None = None
+    expires_at: Timestamp | None = None
+    config_override: dict[str, str] | None = None
+    raw: JsonObject | None = None
+
+
+class OAuth2CCImport(Strict):
+    type: Literal["OAUTH2_CC"]
+    token: Secret
+    client_id: Secret
+    client_secret: Secret
+    client_certificate: Secret | None = None
+    client_private_key: Secret | None = None
+    expires_at: Timestamp | None = None
+    raw: JsonObject | None = None
+
+
+class OAuth1Import(Strict):
+    type: Literal["OAUTH1"]
+    oauth_token: Secret
+    oauth_token_secret: Secret
+
+
+class ApiKeyImport(Strict):
+    type: Literal["API_KEY"]
+    apiKey: Secret
+
+
+class BasicImport(Strict):
+    type: Literal["BASIC"]
+    username: Annotated[str, StringConstraints(max_length=1024)]
+    password: Annotated[str, StringConstraints(max_length=1024)] = ""
+
+
+ImportCredentials = Annotated[
+    OAuth2Import | OAuth2CCImport | OAuth1Import | ApiKeyImport | BasicImport, Field(discriminator="type")
+]
+
+
+class ConnectionImport(Strict):
+    provider_config_key: UniqueKey
+    connection_id: ConnectionId | None = None
+    metadata: JsonObject | None = None
+    connection_config: JsonObject | None = None
+    webhook_url_override: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://")] | None = None
+    end_user: EndUser | None = None
+    tags: dict[str, str] | None = None
+    credentials: ImportCredentials
+
+    _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
+
+
+class ConnectionPatch(Strict):
+    end_user: EndUser | None = None
+    tags: dict[str, str] | None = None
+    webhook_url_override: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://")] | None = None
+
+    _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
+
+
+class ConnectionGetQuery(Strict):
+    provider_config_key: UniqueKey
+    force_refresh: QueryBool = False
+    refresh_token: QueryBool = False
+    refresh_github_app_jwt_token: QueryBool = False
+
+
+class ConnectionKeyQuery(Strict):
+    provider_config_key: UniqueKey
+
+
+class ConnectionListQuery(Strict):
+    connectionId: ConnectionId | None = None
+    search: Short | None = None
+    endUserId: Short | None = None
+    endUserOrganizationId: Short | None = None
+    integrationId: Short | None = None
+    tags: dict[str, str] | None = None
+    limit: Annotated[int, Field(ge=1, le=10000)] = 10000
+    page: Annotated[int, Field(ge=0)] = 0
+
+
+class MetadataBody(Strict):
+    connection_id: ConnectionId | Annotated[list[ConnectionId], Field(min_length=1, max_length=1000)]
+    provider_config_key: UniqueKey
+    metadata: JsonObject

@@ -1,0 +1,194 @@
+"""Public routes the store owns (reached through the gateway): integrations, connections,
+providers, environment variables."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from common.errors import ApiError, NotFound
+from common.httpapp import current_identity
+from common.validation import Strict, json_body, query, validate
+from services.store import connections, envvars, formatters, integrations
+from services.store.context import ctx
+from services.store.schemas import (
+    ConnectionGetQuery,
+    ConnectionImport,
+    ConnectionKeyQuery,
+    ConnectionListQuery,
+    ConnectionPatch,
+    IntegrationCreate,
+    IntegrationQuery,
+    IntegrationUpdate,
+    MetadataBody,
+)
+
+bp = Blueprint("public", __name__)
+
+
+class NoQuery(Strict):
+    pass
+
+
+def env_id() -> int:
+    return current_identity().environment_id
+
+
+def require_secret_key() -> None:
+    if current_identity().key_kind != "secret":
+        raise ApiError("This route needs the environment's secret key.", code="forbidden", status=403)
+
+
+@bp.get("/integrations")
+def list_integrations():
+    query(NoQuery, request.args)
+    return jsonify({"data": [integrations.present(ctx(), r) for r in integrations.list_all(env_id())]})
+
+
+@bp.post("/integrations")
+def create_integration():
+    require_secret_key()
+    body = validate(IntegrationCreate, json_body(request))
+    return jsonify({"data": integrations.present(ctx(), integrations.create(ctx(), env_id(), body))})
+
+
+@bp.get("/integrations/<path:unique_key>")
+def get_integration(unique_key: str):
+    q = query(IntegrationQuery, request.args)
+    include = set([q.include] if isinstance(q.include, str) else (q.include or []))
+    if "credentials" in include and current_identity().key_kind != "secret":
+        raise ApiError("Credentials can only be read with a secret key", code="invalid_permissions", status=403)
+    record = integrations.get(env_id(), unique_key)
+    return jsonify({"data": integrations.present(ctx(), record, include)})
+
+
+@bp.patch("/integrations/<path:unique_key>")
+def update_integration(unique_key: str):
+    require_secret_key()
+    body = validate(IntegrationUpdate, json_body(request))
+    return jsonify({"data": integrations.present(ctx(), integrations.update(ctx(), env_id(), unique_key, body))})
+
+
+@bp.delete("/integrations/<path:unique_key>")
+def delete_integration(unique_key: str):
+    require_secret_key()
+    integrations.delete(env_id(), unique_key)
+    return jsonify({"success": True})
+
+
+@bp.post("/connections")
+@bp.post("/connection")
+def import_connection():
+    require_secret_key()
+    body = validate(ConnectionImport, json_body(request))
+    conn, integration = connections.import_connection(ctx(), env_id(), body)
+    creds = connections.credentials_of(ctx(), conn)
+    return jsonify(connections.present_full(conn, integration, creds, include_refresh=True, suffix="Z")), 201
+
+
+@bp.get("/connections")
+@bp.get("/connection")
+def list_connections():
+    require_secret_key()
+    q = query(ConnectionListQuery, request.args)
+    return jsonify({"connections": connections.list_connections(env_id(), q)})
+
+
+@bp.get("/connections/<path:connection_id>")
+@bp.get("/connection/<path:connection_id>")
+def get_connection(connection_id: str):
+    require_secret_key()
+    q = query(ConnectionGetQuery, request.args)
+    conn, integration, creds = connections.get_for_read(ctx(), env_id(), q.provider_config_key, connection_id)
+    return jsonify(connections.present_full(conn, integration, creds, include_refresh=q.refresh_token,
+                                            suffix="+00:00"))
+
+
+@bp.delete("/connections/<path:connection_id>")
+@bp.delete("/connection/<path:connection_id>")
+def delete_connection(connection_id: str):
+    require_secret_key()
+    q = query(ConnectionKeyQuery, request.args)
+    connections.delete(env_id(), q.provider_config_key, connection_id)
+    return jsonify({"success": True})
+
+
+@bp.patch("/connections/<path:connection_id>")
+def patch_connection(connection_id: str):
+    require_secret_key()
+    q = query(ConnectionKeyQuery, request.args)
+    body = validate(ConnectionPatch, json_body(request))
+    connections.patch(env_id(), q.provider_config_key, connection_id, body)
+    return jsonify({"success": True})
+
+
+def _metadata(merge: bool):
+    require_secret_key()
+    raw = json_body(request)
+    body = validate(MetadataBody, raw)
+    ids = body.connection_id if isinstance(body.connection_id, list) else [body.connection_id]
+    connections.set_metadata(env_id(), body.provider_config_key, ids, body.metadata, merge=merge)
+    return jsonify(raw), (200 if merge else 201)
+
+
+@bp.post("/connections/metadata")
+@bp.post("/connection/metadata")
+def set_metadata():
+    return _metadata(merge=False)
+
+
+@bp.patch("/connections/metadata")
+@bp.patch("/connection/metadata")
+def update_metadata():
+    return _metadata(merge=True)
+
+
+def _legacy_metadata(connection_id: str, merge: bool):
+    require_secret_key()
+    key = request.headers.get("Provider-Config-Key")
+    if not key:
+        raise ApiError(code="invalid_headers", status=400, message=None, errors=[{
+            "code": "invalid_type", "message": "Invalid input: expected string, received undefined",
+            "path": ["provider-config-key"]}])
+    metadata = json_body(request)
+    if not isinstance(metadata, dict):
+        raise ApiError(code="invalid_body", status=400, message="The body must be a JSON object")
+    connections.set_metadata(env_id(), key, [connection_id], metadata, merge=merge)
+    return jsonify(metadata), (200 if merge else 201)
+
+
+@bp.post("/connection/<path:connection_id>/metadata")
+def legacy_set_metadata(connection_id: str):
+    return _legacy_metadata(connection_id, merge=False)
+
+
+@bp.patch("/connection/<path:connection_id>/metadata")
+def legacy_update_metadata(connection_id: str):
+    return _legacy_metadata(connection_id, merge=True)
+
+
+class ProviderQuery(Strict):
+    search: str | None = None
+
+
+@bp.get("/providers")
+def list_providers():
+    q = query(ProviderQuery, request.args)
+    catalogue = ctx().catalogue
+    found = catalogue.search(q.search) if q.search else catalogue.all()
+    return jsonify({"data": [formatters.provider(name, entry, ctx().server_url) for name, entry in found]})
+
+
+@bp.get("/providers/<path:name>")
+def get_provider(name: str):
+    query(NoQuery, request.args)
+    entry = ctx().catalogue.get(name)
+    if entry is None:
+        raise NotFound(f"Unknown provider {name}")
+    return jsonify({"data": formatters.provider(name, entry, ctx().server_url)})
+
+
+@bp.get("/environment-variables")
+def environment_variables():
+    require_secret_key()
+    query(NoQuery, request.args)
+    return jsonify(envvars.list_plain(ctx(), env_id()))

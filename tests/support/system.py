@@ -1,0 +1,126 @@
+"""Start the four real Authport processes on free loopback ports, as `make up` would."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "services.proxy", "gateway": "gateway"}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def new_secrets() -> dict[str, str]:
+    return {
+        "NANGO_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "INTERNAL_API_KEY": secrets.token_urlsafe(24),
+        "NANGO_SECRET_KEY_DEV": str(uuid.uuid4()),
+        "NANGO_SECRET_KEY_PROD": str(uuid.uuid4()),
+    }
+
+
+@dataclass
+class System:
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SERVER_PORT']}"
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.env[name.upper() + '_PORT']}"
+
+    @property
+    def dev_key(self) -> str:
+        return self.env["NANGO_SECRET_KEY_DEV"]
+
+    @property
+    def prod_key(self) -> str:
+        return self.env["NANGO_SECRET_KEY_PROD"]
+
+    @property
+    def database_url(self) -> str:
+        return self.env["NANGO_DATABASE_URL"]
+
+    def session(self, key: str | None = None) -> requests.Session:
+        """A client of the gateway authenticated with `key` (default: the dev secret key)."""
+        http = requests.Session()
+        http.trust_env = False
+        http.headers["Authorization"] = f"Bearer {key or self.dev_key}"
+        return http
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+                         for p in sorted(self.log_dir.glob("*.log")))
+
+    def start(self, timeout: float = 40.0) -> System:
+        for name in ("store", "auth", "proxy", "gateway"):
+            log = open(self.log_dir / f"{name}.log", "ab")
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=self.env, cwd=ROOT,
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            if name == "store":
+                self._wait(name, self.service_url("store"), timeout)
+        for name in ("auth", "proxy"):
+            self._wait(name, self.service_url(name), timeout)
+        self._wait("gateway", self.url, timeout)
+        return self
+
+    def _wait(self, name: str, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.procs[name].returncode}:\n{self.logs()}")
+            try:
+                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not become healthy in {timeout}s:\n{self.logs()}")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+
+def make_system(tmp_dir: Path, database_url: str, **overrides: str) -> System:
+    """A configured (not started) system; `overrides` are extra environment variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NANGO_", "AUTHPORT_"))}
+    env.update(new_secrets())
+    env.update({
+        "SERVER_PORT": str(free_port()), "STORE_PORT": str(free_port()), "AUTH_PORT": str(free_port()),
+        "PROXY_PORT": str(free_port()), "GATEWAY_HOST": "127.0.0.1", "NANGO_DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_dir / "data"), "WORKERS": "1", "THREADS": "8", "LOG_LEVEL": "warning",
+    })
+    env["NANGO_SERVER_URL"] = f"http://127.0.0.1:{env['SERVER_PORT']}"
+    env.update({k: v for k, v in overrides.items() if v is not None})
+    for name in [k for k, v in overrides.items() if v is None]:
+        env.pop(name, None)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return System(env=env, log_dir=tmp_dir)
