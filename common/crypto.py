@@ -44,15 +44,18 @@ class Cipher:
         self.primary_id = key_id(primary) if primary else None
         ring = [primary, *old] if primary else list(old)
         self._ring = {key_id(k): AESGCM(k) for k in ring}
-        self._lookup_key = (
-            HKDF(SHA256(), 32, salt=None, info=b"authport api key lookup").derive(primary)
-            if primary
-            else UNKEYED_HASH_KEY
-        )
+        # One lookup key per ring key, primary first: an API key stays findable while its row
+        # still carries the hash made under an old key (during a rotation).
+        self._lookup_keys = [_lookup_key(k) for k in ring] if primary else [UNKEYED_HASH_KEY]
 
     @property
     def enabled(self) -> bool:
         return self.primary is not None
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Ids of every key this cipher can decrypt with, primary first."""
+        return tuple(self._ring)
 
     def encrypt(self, value: str, table: str, field: str, record_uid: str) -> str:
         if not self.enabled:
@@ -63,24 +66,27 @@ class Cipher:
         return f"{ENC_PREFIX}{FORMAT_VERSION}:{self.primary_id}:{blob}"
 
     def decrypt(self, stored: str, table: str, field: str, record_uid: str) -> str:
+        """The plaintext of `stored`, or DecryptionError (whose message never holds secret data)."""
         if stored.startswith(PLAIN_PREFIX):
             return stored[len(PLAIN_PREFIX):]
+        where = f"{table}.{field} of record {record_uid}"
         if not stored.startswith(ENC_PREFIX):
-            raise DecryptionError(f"{table}.{field}: value is in no known format")
-        try:
-            _, version, kid, blob = stored.split(":", 3)
-        except ValueError:
-            raise DecryptionError(f"{table}.{field}: malformed ciphertext") from None
+            raise DecryptionError(f"{where}: value is in no known format")
+        parts = stored.split(":", 3)
+        if len(parts) != 4:
+            raise DecryptionError(f"{where}: malformed ciphertext")
+        _, version, kid, blob = parts
         if version != FORMAT_VERSION:
-            raise DecryptionError(f"{table}.{field}: unknown ciphertext format version {version}")
+            raise DecryptionError(f"{where}: unknown ciphertext format version {version[:8]!r}")
         aead = self._ring.get(kid)
         if aead is None:
-            raise DecryptionError(f"{table}.{field}: encrypted with key {kid}, which is not configured")
-        raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+            raise DecryptionError(f"{where}: encrypted with key id {kid[:12]!r}, which is not configured")
         try:
+            raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
             return aead.decrypt(raw[:12], raw[12:], associated_data(table, field, record_uid)).decode()
-        except InvalidTag:
-            raise DecryptionError(f"{table}.{field}: ciphertext failed authentication") from None
+        except (InvalidTag, ValueError):
+            # Wrong record or field (associated data), altered bytes, or a truncated value.
+            raise DecryptionError(f"{where}: ciphertext failed authentication") from None
 
     def needs_rewrite(self, stored: str) -> bool:
         """True for plaintext while a key is set, or ciphertext under a non-primary key."""
@@ -92,8 +98,20 @@ class Cipher:
         return len(parts) == 4 and parts[2] != self.primary_id
 
     def lookup_hash(self, secret: str) -> str:
-        """Keyed hash used to find an API key without storing it readable."""
-        return hmac.new(self._lookup_key, secret.encode(), hashlib.sha256).hexdigest()
+        """Keyed hash (under the primary key) used to find an API key without storing it readable."""
+        return _hmac(self._lookup_keys[0], secret)
+
+    def lookup_hashes(self, secret: str) -> list[str]:
+        """The lookup hash of `secret` under every key of the ring, primary first."""
+        return [_hmac(key, secret) for key in self._lookup_keys]
+
+
+def _lookup_key(key: bytes) -> bytes:
+    return HKDF(SHA256(), 32, salt=None, info=b"authport api key lookup").derive(key)
+
+
+def _hmac(key: bytes, secret: str) -> str:
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
 
 
 def stored_key_id(stored: str) -> str | None:

@@ -30,6 +30,7 @@ HTTP_CODES = {
 def error_response(error: ApiError):
     response = jsonify(error.body())
     response.status_code = error.status
+    response.headers.update(getattr(error, "headers", None) or {})
     return response
 
 
@@ -64,7 +65,7 @@ def install_errors(app: Flask) -> None:
         )
 
 
-def require_internal_key(app: Flask, internal_key: str, open_paths: tuple[str, ...] = ("/healthz",)) -> None:
+def require_internal_key(app: Flask, internal_key: str, open_paths: tuple[str, ...] = ("/healthz", "/readyz")) -> None:
     """Refuse every request that does not carry the internal secret (constant-time check)."""
     expected = internal_key.encode()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import socket
 import sys
 
 from gunicorn.app.base import BaseApplication
@@ -55,11 +56,28 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
     }
 
 
+def check_port_free(process: str, settings: Settings) -> None:
+    """Fail in one line, naming the variable, when the port is taken (gunicorn would retry, then
+    print a multi-line error); the same SO_REUSEADDR as gunicorn, so TIME_WAIT is no obstacle."""
+    _, host_var, port_var = PROCESSES[process]
+    host, port = getattr(settings, host_var), getattr(settings, port_var)
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartupError(f"{port_var}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
 def main(process: str) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
         logging.getLogger().setLevel(settings.LOG_LEVEL.upper())
+        check_port_free(process, settings)
         module = importlib.import_module(PROCESSES[process][0])
         app = module.create_app(settings)
     except (SettingsError, StartupError, CatalogueError) as exc:

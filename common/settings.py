@@ -18,6 +18,7 @@ from typing import Any
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 ENV_KEY_VAR = re.compile(r"^NANGO_SECRET_KEY_([A-Z0-9_]+)$")
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
 
 
 class SettingsError(Exception):
@@ -44,6 +45,13 @@ def to_int(raw: str) -> int:
         raise ValueError(f"expected a whole number, got {raw!r}") from None
 
 
+def to_positive_int(raw: str) -> int:
+    number = to_int(raw)
+    if number < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {number}")
+    return number
+
+
 def to_port(raw: str) -> int:
     port = to_int(raw)
     if not 0 <= port <= 65535:
@@ -66,6 +74,14 @@ def to_key_list(raw: str) -> tuple[bytes, ...]:
     return tuple(to_key(part) for part in raw.split(",") if part.strip())
 
 
+def to_uuid4(raw: str) -> str:
+    """A pinned API key: a UUID v4, as Nango requires (the value itself is never echoed)."""
+    key = raw.strip().lower()
+    if not UUID4.match(key):
+        raise ValueError("must be a UUID v4 (e.g. the output of `uuidgen -r`)")
+    return key
+
+
 def to_url(raw: str) -> str:
     url = raw.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
@@ -82,6 +98,13 @@ def to_plan(raw: str) -> str:
     if plan not in ("free", "starter", "growth", "enterprise"):
         raise ValueError("expected one of free, starter, growth, enterprise")
     return plan
+
+
+def to_log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in ("debug", "info", "warning", "error", "critical"):
+        raise ValueError("expected one of debug, info, warning, error, critical")
+    return level
 
 
 @dataclass(frozen=True)
@@ -108,12 +131,13 @@ VARIABLES: tuple[Var, ...] = (
     Var("NANGO_DB_PASSWORD", to_str, "", "Postgres password.", secret=True),
     Var("NANGO_DB_NAME", to_str, "nango", "Postgres database name."),
     Var("NANGO_DB_SSL", to_bool, False, "Require TLS to Postgres."),
-    Var("NANGO_SECRET_KEY", to_str, None, "Pins the secret key of the default environment (dev).", secret=True),
+    Var("NANGO_SECRET_KEY", to_uuid4, None, "Pins the secret key of the default environment (dev).", secret=True),
     Var("NANGO_ENCRYPTION_KEY", to_key, None,
         "AES-256 key (base64 of 32 bytes) for data at rest; unset means plaintext with a warning.", secret=True),
     Var("NANGO_ENCRYPTION_KEYS_OLD", to_key_list, (),
         "Comma-separated decrypt-only keys kept during a key rotation.", secret=True),
     Var("NANGO_REDIS_URL", to_str, None, "Redis URL for shared rate limits, locks and websocket fan-out."),
+    Var("REDIS_KEY_PREFIX", to_str, "authport", "Prefix of every Redis key, so installations can share a Redis."),
     Var("NANGO_DASHBOARD_USERNAME", to_str, None, "Dashboard HTTP Basic user name."),
     Var("NANGO_DASHBOARD_PASSWORD", to_str, None, "Dashboard HTTP Basic password.", secret=True),
     Var("TELEMETRY", to_bool, False, "Accepted for compatibility; Authport sends no telemetry either way."),
@@ -130,9 +154,14 @@ VARIABLES: tuple[Var, ...] = (
     Var("DATA_DIR", to_str, "./data", "Where the local SQLite database lives."),
     Var("PROVIDERS_FILE", to_str, None, "A Nango-format providers.yaml to use instead of the built-in catalogue."),
     Var("DEFAULT_PLAN", to_plan, "free", "Plan of the default account: free, starter, growth or enterprise."),
-    Var("WORKERS", to_int, 1, "gunicorn worker processes per service."),
-    Var("THREADS", to_int, 8, "Threads per gunicorn worker."),
-    Var("LOG_LEVEL", to_str, "info", "debug, info, warning or error."),
+    Var("RATE_LIMIT_FAIL_OPEN", to_bool, True,
+        "When Redis is unreachable: true lets requests through unlimited, false refuses them with 503."),
+    Var("AUTH_FAILURE_LIMIT", to_int, 30, "Failed authentications allowed per client address per minute."),
+    Var("TRUSTED_PROXIES", to_int, 0,
+        "How many reverse proxies in front of the gateway set X-Forwarded-For (0: use the peer address)."),
+    Var("WORKERS", to_positive_int, 1, "gunicorn worker processes per service."),
+    Var("THREADS", to_positive_int, 8, "Threads per gunicorn worker."),
+    Var("LOG_LEVEL", to_log_level, "info", "debug, info, warning or error."),
 )
 BY_NAME = {var.name: var for var in VARIABLES}
 
@@ -191,31 +220,40 @@ def database_url(settings: Settings) -> str:
     return "sqlite:///" + str(Path(settings.DATA_DIR) / "authport.db")
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read every variable from `environ` (default os.environ); keyword overrides win (tests)."""
-    environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for var in VARIABLES:
-        raw = environ.get(var.name)
-        if raw is None or raw.strip() == "":
-            values[var.name] = var.default
-            continue
-        try:
-            values[var.name] = var.coerce(raw)
-        except ValueError as exc:
-            raise SettingsError(var.name, str(exc)) from None
-    env_keys: dict[str, str] = {}
+def _coerce(var: Var, raw: str | None) -> Any:
+    if raw is None or raw.strip() == "":
+        return var.default
+    try:
+        return var.coerce(raw)
+    except ValueError as exc:
+        raise SettingsError(var.name, str(exc)) from None
+
+
+def environment_keys(environ: Mapping[str, str]) -> dict[str, str]:
+    """Keys pinned by NANGO_SECRET_KEY_<ENV>, by lower-case environment name."""
+    pinned: dict[str, str] = {}
     for name, raw in environ.items():
         match = ENV_KEY_VAR.match(name)
         if match and raw.strip():
-            env_keys[match.group(1).lower()] = raw.strip()
+            try:
+                pinned[match.group(1).lower()] = to_uuid4(raw)
+            except ValueError as exc:
+                raise SettingsError(name, str(exc)) from None
+    return pinned
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read every variable from `environ` (default os.environ); keyword overrides win (tests)."""
+    environ = os.environ if environ is None else environ
+    values = {var.name: _coerce(var, environ.get(var.name)) for var in VARIABLES}
     for name, value in overrides.items():
         if name not in BY_NAME:
             raise SettingsError(name, "not a known setting")
         values[name] = value
-    if values["WORKERS"] < 1 or values["THREADS"] < 1:
-        raise SettingsError("WORKERS", "WORKERS and THREADS must be at least 1")
-    return Settings(values=values, environment_keys=env_keys)
+    if values["NANGO_ENCRYPTION_KEYS_OLD"] and not values["NANGO_ENCRYPTION_KEY"]:
+        raise SettingsError("NANGO_ENCRYPTION_KEYS_OLD",
+                            "decrypt-only keys need NANGO_ENCRYPTION_KEY, the key to re-encrypt under")
+    return Settings(values=values, environment_keys=environment_keys(environ))
 
 
 def markdown_table() -> str:

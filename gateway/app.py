@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from common.errors import NotFound
-from common.httpapp import base_app, install_health
+from common.errors import ApiError, NotFound
+from common.httpapp import base_app, error_response, install_health
 from common.internal import ServiceClient, StoreClient
 from common.settings import Settings, load_settings
 from common.startup import StartupError
-from gateway import authn, forwarding, routing
+from gateway import forwarding, routing
+from gateway.admission import Admission
+from gateway.keycache import KeyCache
+from gateway.ratelimit import RateLimiter
 
 CORS_ALLOW_HEADERS = ("Authorization, Content-Type, Accept, Provider-Config-Key, Connection-Id, Base-Url-Override, "
                       "Retries, Retry-On, Decompress, Nango-Activity-Log-Id, Nango-Is-Dry-Run, Nango-Is-Sync, "
                       "Nango-Is-Script, Accept-Language")
+SERVICE_BODY_LIMIT = 1024 * 1024  # what every service but the proxy accepts (common.httpapp)
+DISCARD_LIMIT = 8 * 1024 * 1024
 CORS_EXPOSE_HEADERS = ("Authorization, Etag, Content-Type, Content-Length, X-Nango-Signature, X-RateLimit-Limit, "
                        "X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After")
+
+
+def discard_body(stream, limit: int = DISCARD_LIMIT) -> None:
+    """Read and drop what is left of a refused body (up to `limit`), so that the caller's
+    connection stays usable; the server closes it after a larger one."""
+    while stream is not None and limit > 0:
+        chunk = stream.read(min(64 * 1024, limit))
+        if not chunk:
+            return
+        limit -= len(chunk)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -29,8 +45,27 @@ def create_app(settings: Settings | None = None) -> Flask:
         "auth": ServiceClient(settings.service_url("auth"), key),
         "proxy": ServiceClient(settings.service_url("proxy"), key, timeout=300),
     }
+    if settings.WORKERS > 1 and not settings.NANGO_REDIS_URL:
+        raise StartupError("WORKERS: several gateway workers need NANGO_REDIS_URL; in-memory rate-limit counters "
+                           "are per process and would admit WORKERS times the plan's limit")
+    limiter = RateLimiter(settings.NANGO_REDIS_URL, fail_open=settings.RATE_LIMIT_FAIL_OPEN,
+                          auth_failure_limit=settings.AUTH_FAILURE_LIMIT, prefix=settings.REDIS_KEY_PREFIX)
+    # With Redis, cached keys are dropped at once when the store bumps the keys epoch; without it
+    # (one local process) a short lifetime bounds how long a key revoked by the admin CLI lives on.
+    cache = KeyCache(ttl=10.0 if settings.NANGO_REDIS_URL else 2.0)
+    admission = Admission(store, limiter, cache)
     app = base_app("authport.gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the owning service enforces its own limit
+    if settings.TRUSTED_PROXIES:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.TRUSTED_PROXIES)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_error):
+        discard_body(request.environ.get("wsgi.input"))
+        return error_response(ApiError("The request body is larger than the 1 MiB this route accepts",
+                                       code="payload_too_large", status=413))
 
     @app.after_request
     def _cors(response):
@@ -60,12 +95,24 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.route("/<path:_path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     def route(_path: str):
-        service = routing.owner(request.path)
+        # "." and ".." segments are refused: the HTTP client removes them when forwarding, so
+        # "/connections/../internal/..." would reach a service's internal routes with our secret.
+        dot_segment = any(segment in (".", "..") for segment in request.path.split("/"))
+        service = None if dot_segment else routing.owner(request.path)
         if service is None:
             raise NotFound("Route not found")
         if request.method == "OPTIONS":
             return "", 204
-        identity = authn.authenticate(store, request.headers.get("Authorization"))
-        return forwarding.forward(clients[service], identity, stream=service == "proxy")
+        if service != "proxy":
+            # Refuse an oversized body here, before it is sent on: a service that answers 413 without
+            # reading the body closes the connection, and the next request sent on it would fail.
+            request.max_content_length = SERVICE_BODY_LIMIT
+        identity, decision = admission.admit(request.headers.get("Authorization"), request.remote_addr or "unknown")
+        response = forwarding.forward(clients[service], identity, stream=service == "proxy")
+        if decision is not None:
+            response.headers.update(decision.headers())
+        if service == "store" and request.path.startswith("/environment/") and response.status_code < 400:
+            cache.clear()  # a key of this gateway's callers may just have changed
+        return response
 
     return app

@@ -7,8 +7,6 @@ import binascii
 import re
 
 from common.errors import ApiError
-from common.identity import Identity
-from common.internal import StoreClient
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
 
@@ -36,11 +34,3 @@ def key_from_header(header: str | None) -> str:
     if not UUID4.match(key):
         raise auth_error("invalid_secret_key_format", "The provided secret key is not a UUID v4.")
     return key
-
-
-def authenticate(store: StoreClient, header: str | None) -> Identity:
-    key = key_from_header(header)
-    identity = store.resolve_key(key, "secret")
-    if identity is None:
-        raise auth_error("unknown_account", "The provided authorization header does not match any account.")
-    return identity

@@ -7,6 +7,7 @@ command -v npm >/dev/null || need+=(npm)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v psql >/dev/null || need+=(postgresql)
+command -v kubectl >/dev/null || need+=(kubernetes-client)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

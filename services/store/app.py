@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
-from flask import Flask
+from flask import Flask, g
 
-from common.crypto import Cipher
-from common.httpapp import base_app, install_health, require_internal_key
+from common.crypto import Cipher, DecryptionError
+from common.errors import ApiError
+from common.httpapp import base_app, error_response, install_health, require_internal_key
 from common.providers import Catalogue
 from common.settings import Settings, load_settings
 from common.startup import StartupError, database_error
@@ -18,21 +20,35 @@ from services.store.db import DatabaseUrlError, database, open_database
 log = logging.getLogger("authport.store")
 
 
-def prepare_database(settings: Settings, cipher: Cipher):
-    """Open the database and bring it to the current schema, records and encryption state."""
+def open_configured_database(settings: Settings):
+    """The peewee database the settings name (not yet connected), bound to the models."""
     try:
         db = open_database(settings.database_url)
     except DatabaseUrlError as exc:
         raise StartupError(f"NANGO_DATABASE_URL: {exc}") from None
+    except OSError as exc:  # the SQLite file's folder cannot be created
+        raise StartupError(f"cannot use the database: {exc.strerror or exc} ({exc.filename})") from None
     database.initialize(db)
+    return db
+
+
+def prepare_database(settings: Settings, cipher: Cipher):
+    """Open the database and bring it to the current schema, records and encryption state.
+
+    Order matters: nothing is written before `check` accepts the keys, and stale ciphertext is
+    re-encrypted (API key lookup hashes included) before bootstrap looks keys up.
+    """
+    db = open_configured_database(settings)
     try:
         with migrations.startup_lock(db):
             atrest.check(db, cipher)
             migrations.migrate(db)
-            generated = bootstrap.bootstrap(db, cipher, settings)
             atrest.upgrade(db, cipher)
+            generated = bootstrap.bootstrap(db, cipher, settings)
     except atrest.EncryptionStateError as exc:
         raise StartupError(str(exc)) from None
+    except DecryptionError as exc:
+        raise StartupError(f"a stored secret cannot be decrypted: {exc}") from None
     except Exception as exc:  # connection refused, auth failure…: one clear line, no traceback
         if database_error(exc):
             raise StartupError(f"cannot use the database: {database_error(exc)}") from None
@@ -40,10 +56,28 @@ def prepare_database(settings: Settings, cipher: Cipher):
     finally:
         if not db.is_closed():
             db.close()
+        if hasattr(db, "close_all"):
+            # Pooled connections must not survive into gunicorn's forked workers, where two
+            # processes would share one socket to Postgres.
+            db.close_all()
     for env, key in generated:
         # Shown once, at the start that created it (no NANGO_SECRET_KEY_<ENV> pinned it).
         print(f"authport: generated secret key for environment {env}: {key}", flush=True)
     return db
+
+
+def install_decryption_errors(app: Flask) -> None:
+    """A stored secret that no key opens (altered, or copied from another record): a clear JSON 500."""
+
+    @app.errorhandler(DecryptionError)
+    def _unreadable(error: DecryptionError):
+        request_id = getattr(g, "request_id", None) or uuid.uuid4().hex
+        # The message names table, field and record id only: never the value or a key.
+        log.error("stored secret unreadable request_id=%s: %s", request_id, error)
+        return error_response(ApiError(
+            "A stored secret of this record cannot be decrypted: it was altered, copied from another record, "
+            f"or encrypted with a key that is not configured. Request id: {request_id}",
+            code="decryption_failed", status=500))
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -57,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = base_app("authport.store")
     app.extensions["authport_store"] = StoreContext(settings=settings, cipher=cipher, catalogue=catalogue)
     require_internal_key(app, settings.INTERNAL_API_KEY)
+    install_decryption_errors(app)
 
     @app.before_request
     def _open_db():

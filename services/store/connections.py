@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from peewee import IntegrityError
 
 from common.errors import ApiError, NotFound, field_error
-from services.store import formatters
+from services.store import formatters, hotpath
 from services.store import integrations as integrations_domain
 from services.store.context import StoreContext
+from services.store.db import database
 from services.store.models import Connection, Integration, utcnow
 from services.store.schemas import ConnectionImport, ConnectionListQuery, ConnectionPatch, EndUser
 
@@ -110,7 +111,8 @@ def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) ->
         conn.webhook_url_override = body.webhook_url_override
     _apply_end_user(conn, body.end_user, body.tags)
     try:
-        conn.save(force_insert=existing is None)
+        with database.atomic():  # on Postgres a failed statement must not poison the connection
+            conn.save(force_insert=existing is None)
     except IntegrityError:
         # A concurrent import of the same connection id won the insert: overwrite it instead.
         raced = find(env_id, body.provider_config_key, connection_id)
@@ -139,14 +141,12 @@ def _explicit_tags(conn: Connection) -> dict:
 
 def get_for_read(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str):
     """The live connection and its credentials, recording the read."""
-    if integrations_domain.find(env_id, provider_config_key) is None:
-        raise unknown_provider_config()
-    found = find(env_id, provider_config_key, connection_id)
+    found = hotpath.touch_and_fetch(env_id, provider_config_key, connection_id)
     if found is None:
+        if integrations_domain.find(env_id, provider_config_key) is None:
+            raise unknown_provider_config()
         raise NotFound("Failed to find connection")
     conn, integration = found
-    conn.last_fetched_at = utcnow()
-    Connection.update(last_fetched_at=conn.last_fetched_at).where(Connection.id == conn.id).execute()
     return conn, integration, credentials_of(ctx, conn)
 
 
@@ -204,17 +204,18 @@ def delete(env_id: int, provider_config_key: str, connection_id: str) -> None:
 def set_metadata(env_id: int, provider_config_key: str, connection_ids: list[str], metadata: dict, *,
                  merge: bool) -> None:
     """Replace (or shallow-merge) metadata of every named connection; all or nothing."""
-    found = []
-    for connection_id in connection_ids:
-        row = find(env_id, provider_config_key, connection_id)
-        if row is None:
-            raise ApiError(f"Connection with connection_id: {connection_id} and provider_config_key: "
-                           f"{provider_config_key} not found", code="unknown_connection", status=404)
-        found.append(row[0])
-    now = utcnow()
-    for conn in found:
-        conn.metadata = {**(conn.metadata or {}), **metadata} if merge else metadata
-        Connection.update(metadata=conn.metadata, updated_at=now).where(Connection.id == conn.id).execute()
+    with database.atomic():
+        found = []
+        for connection_id in connection_ids:
+            row = find(env_id, provider_config_key, connection_id)
+            if row is None:
+                raise ApiError(f"Connection with connection_id: {connection_id} and provider_config_key: "
+                               f"{provider_config_key} not found", code="unknown_connection", status=404)
+            found.append(row[0])
+        now = utcnow()
+        for conn in found:
+            conn.metadata = {**(conn.metadata or {}), **metadata} if merge else metadata
+            Connection.update(metadata=conn.metadata, updated_at=now).where(Connection.id == conn.id).execute()
 
 
 def patch(env_id: int, provider_config_key: str, connection_id: str, body: ConnectionPatch) -> None:

@@ -15,6 +15,17 @@ class DatabaseUrlError(ValueError):
     pass
 
 
+class PooledPostgres(PooledPostgresqlDatabase):
+    """A pool whose checkout trusts the connection's local state instead of sending SELECT 1.
+
+    A connection the server dropped while idle fails its next query; the pool then discards it
+    (its transaction state is unknown) and the next request gets a new one.
+    """
+
+    def _is_closed(self, conn):
+        return bool(conn.closed) or self._adapter.txn_status(conn) == self._adapter.txn_unknown
+
+
 def open_database(url: str, *, max_connections: int = 32):
     """Build (not connect) a peewee database for a sqlite:/// or postgresql:// URL."""
     parsed = urlparse(url)
@@ -33,7 +44,7 @@ def open_database(url: str, *, max_connections: int = 32):
         )
     if parsed.scheme in ("postgres", "postgresql"):
         options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-        return PooledPostgresqlDatabase(
+        return PooledPostgres(
             unquote(parsed.path.lstrip("/")) or "postgres",
             user=unquote(parsed.username) if parsed.username else None,
             password=unquote(parsed.password) if parsed.password else None,

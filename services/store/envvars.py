@@ -18,7 +18,14 @@ def list_plain(ctx: StoreContext, env_id: int) -> list[dict]:
             for r in rows]
 
 
+def names(env_id: int) -> list[str]:
+    """Variable names only (the admin CLI never prints values)."""
+    rows = EnvironmentVariable.select(EnvironmentVariable.name).where(EnvironmentVariable.environment == env_id)
+    return [row.name for row in rows.order_by(EnvironmentVariable.name)]
+
+
 def set_value(ctx: StoreContext, env_id: int, name: str, value: str) -> None:
+    """Create or replace a variable; its value is encrypted bound to the row."""
     if not NAME.match(name):
         raise ValueError("a variable name is letters, digits and underscores, not starting with a digit")
     row = EnvironmentVariable.get_or_none((EnvironmentVariable.environment == env_id)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+from peewee import IntegrityError
+
 from common.errors import ApiError, NotFound, field_error
 from services.store import formatters
 from services.store.context import StoreContext
+from services.store.db import database
 from services.store.models import Connection, Integration, utcnow
 from services.store.schemas import IntegrationCreate, IntegrationUpdate
 
@@ -15,6 +18,15 @@ OAUTH_APP_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2"}
 
 def invalid(path: str, message: str) -> ApiError:
     return ApiError(code="invalid_body", status=400, message=None, errors=[field_error([path], message)])
+
+
+def save_unique(record: Integration, **save_args) -> None:
+    """Save, turning a lost race for the same unique key into the duplicate-key error."""
+    try:
+        with database.atomic():
+            record.save(**save_args)
+    except IntegrityError:
+        raise invalid("uniqueKey", "Unique key already exists") from None
 
 
 def find(env_id: int, unique_key: str) -> Integration | None:
@@ -75,7 +87,7 @@ def create(ctx: StoreContext, env_id: int, body: IntegrationCreate) -> Integrati
         forward_webhooks=True if body.forward_webhooks is None else body.forward_webhooks,
     )
     _apply_credentials(ctx, record, body.credentials)
-    record.save(force_insert=True)
+    save_unique(record, force_insert=True)
     return record
 
 
@@ -94,7 +106,7 @@ def update(ctx: StoreContext, env_id: int, unique_key: str, body: IntegrationUpd
         if value is not None:
             setattr(record, name, value)
     record.updated_at = utcnow()
-    record.save()
+    save_unique(record)
     return record
 
 
@@ -107,10 +119,11 @@ def delete(env_id: int, unique_key: str) -> None:
     """Soft-delete the integration and, with it, every one of its connections."""
     record = get(env_id, unique_key)
     now = utcnow()
-    Connection.update(deleted_at=now, updated_at=now).where(
-        (Connection.integration == record) & Connection.deleted_at.is_null()).execute()
-    record.deleted_at = now
-    record.save()
+    with database.atomic():
+        Connection.update(deleted_at=now, updated_at=now).where(
+            (Connection.integration == record) & Connection.deleted_at.is_null()).execute()
+        record.deleted_at = now
+        record.save()
 
 
 def credentials_view(ctx: StoreContext, record: Integration) -> dict | None:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import uuid
 from datetime import timedelta
 
-from common.crypto import Cipher
+from common.crypto import Cipher, DecryptionError
 from common.identity import Identity
-from common.settings import SettingsError
+from common.settings import UUID4, SettingsError
 from services.store.models import Account, ApiKey, Environment, utcnow
 
 log = logging.getLogger("authport.store")
 
-UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
 PLAN_LIMITS = {"free": 200, "starter": 1000, "growth": 2000}
 LAST_USED_GRANULARITY = timedelta(seconds=60)
 
@@ -46,16 +44,24 @@ def live_key(env: Environment, kind: str, name: str = "default") -> ApiKey | Non
                                   & ApiKey.revoked_at.is_null()).first())
 
 
+def _holds(cipher: Cipher, key: ApiKey, secret: str) -> bool:
+    try:
+        return hmac.compare_digest(reveal(cipher, key).encode(), secret.encode())
+    except DecryptionError:
+        log.warning("the stored copy of API key %s cannot be decrypted; replacing it", key.uid)
+        return False
+
+
 def pin_secret_key(cipher: Cipher, env: Environment, variable: str, pinned: str) -> None:
     """Make `pinned` the environment's default secret key, replacing a different one."""
     if not UUID4.match(pinned):
         raise SettingsError(variable, "must be a UUID v4 (e.g. the output of `uuidgen -r`)")
     pinned = pinned.lower()
-    owner = ApiKey.get_or_none(ApiKey.lookup_hash == cipher.lookup_hash(pinned))
+    owner = ApiKey.get_or_none(ApiKey.lookup_hash.in_(cipher.lookup_hashes(pinned)))
     if owner is not None and owner.environment_id != env.id:
         raise SettingsError(variable, "this key already belongs to another environment")
     current = live_key(env, "secret")
-    if current is not None and reveal(cipher, current) == pinned:
+    if current is not None and _holds(cipher, current, pinned):
         return
     if current is not None:
         current.revoked_at = utcnow()
@@ -70,11 +76,11 @@ def pin_secret_key(cipher: Cipher, env: Environment, variable: str, pinned: str)
 
 def resolve(cipher: Cipher, secret: str, kind: str) -> Identity | None:
     """The identity a presented key stands for, or None."""
-    digest = cipher.lookup_hash(secret.lower())
+    digests = cipher.lookup_hashes(secret.lower())
     row = (ApiKey.select(ApiKey, Environment, Account).join(Environment).join(Account)
-           .where((ApiKey.lookup_hash == digest) & (ApiKey.kind == kind) & ApiKey.revoked_at.is_null())
+           .where(ApiKey.lookup_hash.in_(digests) & (ApiKey.kind == kind) & ApiKey.revoked_at.is_null())
            .first())
-    if row is None or not hmac.compare_digest(row.lookup_hash, digest):
+    if row is None or not any(hmac.compare_digest(row.lookup_hash, digest) for digest in digests):
         return None
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:

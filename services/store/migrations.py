@@ -1,12 +1,14 @@
 """Versioned schema migrations, run at start-up under a database-wide lock.
 
-Safe to run twice (each version is recorded) and from two processes at once (Postgres advisory
-lock; SQLite's write lock via BEGIN IMMEDIATE).
+Safe to run twice (each version is recorded) and from two processes at once (Postgres: an
+advisory lock; SQLite: an exclusive lock on a file beside the database, then BEGIN IMMEDIATE).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 from collections.abc import Callable
 
 from services.store.db import is_postgres
@@ -84,10 +86,25 @@ def startup_lock(db):
             finally:
                 db.execute_sql("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
     else:
-        # SQLite: each start-up step runs in its own BEGIN IMMEDIATE transaction (see
-        # `write_transaction`) and re-checks its own state inside it, which serialises them.
-        with db.connection_context():
+        # SQLite's own locks are not enough: two processes opening a new file at once race on
+        # `PRAGMA journal_mode=wal`, which fails at once with "database is locked" (no busy
+        # wait). An OS lock on a file beside the database, taken before connecting, serialises
+        # whole start-ups; each step still runs in BEGIN IMMEDIATE (see `write_transaction`).
+        with _file_lock(getattr(db, "obj", db).database), db.connection_context():
             yield
+
+
+@contextlib.contextmanager
+def _file_lock(database_path: str):
+    if database_path == ":memory:":
+        yield
+        return
+    fd = os.open(f"{database_path}.startup-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed, also if the process dies
+        yield
+    finally:
+        os.close(fd)
 
 
 def applied_versions(db) -> set[int]:

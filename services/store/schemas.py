@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
-from common.validation import Strict, stringbool
+from common.validation import Strict, StrictQuery, stringbool
 
 KEY_PATTERN = r"^[a-zA-Z0-9~:.@ _-]+$"
+# Nango's permissive connection id: letters, digits and a fixed set of punctuation (no control characters).
+CONNECTION_ID_PATTERN = r"""^[a-zA-Z0-9,.;:=+~\[\]|@${}"'\\/_ -]+$"""
 UniqueKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=KEY_PATTERN)]
-ConnectionId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ConnectionId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=CONNECTION_ID_PATTERN)]
 Short = Annotated[str, StringConstraints(max_length=255)]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 QueryBool = Annotated[bool, BeforeValidator(stringbool)]
@@ -75,7 +77,7 @@ class IntegrationUpdate(Strict):
     custom: JsonObject | None = None
 
 
-class IntegrationQuery(Strict):
+class IntegrationQuery(StrictQuery):
     include: list[Literal["webhook", "credentials"]] | Literal["webhook", "credentials"] | None = None
 
 
@@ -177,18 +179,18 @@ class ConnectionPatch(Strict):
     _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
 
 
-class ConnectionGetQuery(Strict):
+class ConnectionGetQuery(StrictQuery):
     provider_config_key: UniqueKey
     force_refresh: QueryBool = False
     refresh_token: QueryBool = False
     refresh_github_app_jwt_token: QueryBool = False
 
 
-class ConnectionKeyQuery(Strict):
+class ConnectionKeyQuery(StrictQuery):
     provider_config_key: UniqueKey
 
 
-class ConnectionListQuery(Strict):
+class ConnectionListQuery(StrictQuery):
     connectionId: ConnectionId | None = None
     search: Short | None = None
     endUserId: Short | None = None

@@ -3,14 +3,18 @@ providers, environment variables."""
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError, NotFound
 from common.httpapp import current_identity
-from common.validation import Strict, json_body, query, validate
+from common.validation import StrictQuery, json_body, query, uri_param, validate
 from services.store import connections, envvars, formatters, integrations
 from services.store.context import ctx
 from services.store.schemas import (
+    CONNECTION_ID_PATTERN,
+    KEY_PATTERN,
     ConnectionGetQuery,
     ConnectionImport,
     ConnectionKeyQuery,
@@ -23,9 +27,26 @@ from services.store.schemas import (
 )
 
 bp = Blueprint("public", __name__)
+UNIQUE_KEY = re.compile(KEY_PATTERN)
+CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
 
 
-class NoQuery(Strict):
+@bp.before_request
+def _read_body():
+    # Read every body (at most MAX_CONTENT_LENGTH) even when the answer will not need it: a body
+    # left unread makes the server close the connection, and the caller's next request on it fail.
+    request.get_data(cache=True)
+
+
+def integration_key(value: str) -> str:
+    return uri_param("uniqueKey", value, UNIQUE_KEY)
+
+
+def connection_key(value: str) -> str:
+    return uri_param("connectionId", value, CONNECTION_ID)
+
+
+class NoQuery(StrictQuery):
     pass
 
 
@@ -53,6 +74,7 @@ def create_integration():
 
 @bp.get("/integrations/<path:unique_key>")
 def get_integration(unique_key: str):
+    unique_key = integration_key(unique_key)
     q = query(IntegrationQuery, request.args)
     include = set([q.include] if isinstance(q.include, str) else (q.include or []))
     if "credentials" in include and current_identity().key_kind != "secret":
@@ -63,6 +85,7 @@ def get_integration(unique_key: str):
 
 @bp.patch("/integrations/<path:unique_key>")
 def update_integration(unique_key: str):
+    unique_key = integration_key(unique_key)
     require_secret_key()
     body = validate(IntegrationUpdate, json_body(request))
     return jsonify({"data": integrations.present(ctx(), integrations.update(ctx(), env_id(), unique_key, body))})
@@ -70,6 +93,7 @@ def update_integration(unique_key: str):
 
 @bp.delete("/integrations/<path:unique_key>")
 def delete_integration(unique_key: str):
+    unique_key = integration_key(unique_key)
     require_secret_key()
     integrations.delete(env_id(), unique_key)
     return jsonify({"success": True})
@@ -96,6 +120,7 @@ def list_connections():
 @bp.get("/connections/<path:connection_id>")
 @bp.get("/connection/<path:connection_id>")
 def get_connection(connection_id: str):
+    connection_id = connection_key(connection_id)
     require_secret_key()
     q = query(ConnectionGetQuery, request.args)
     conn, integration, creds = connections.get_for_read(ctx(), env_id(), q.provider_config_key, connection_id)
@@ -106,6 +131,7 @@ def get_connection(connection_id: str):
 @bp.delete("/connections/<path:connection_id>")
 @bp.delete("/connection/<path:connection_id>")
 def delete_connection(connection_id: str):
+    connection_id = connection_key(connection_id)
     require_secret_key()
     q = query(ConnectionKeyQuery, request.args)
     connections.delete(env_id(), q.provider_config_key, connection_id)
@@ -114,6 +140,7 @@ def delete_connection(connection_id: str):
 
 @bp.patch("/connections/<path:connection_id>")
 def patch_connection(connection_id: str):
+    connection_id = connection_key(connection_id)
     require_secret_key()
     q = query(ConnectionKeyQuery, request.args)
     body = validate(ConnectionPatch, json_body(request))
@@ -143,6 +170,7 @@ def update_metadata():
 
 
 def _legacy_metadata(connection_id: str, merge: bool):
+    connection_id = connection_key(connection_id)
     require_secret_key()
     key = request.headers.get("Provider-Config-Key")
     if not key:
@@ -166,7 +194,7 @@ def legacy_update_metadata(connection_id: str):
     return _legacy_metadata(connection_id, merge=True)
 
 
-class ProviderQuery(Strict):
+class ProviderQuery(StrictQuery):
     search: str | None = None
 
 

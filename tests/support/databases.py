@@ -59,7 +59,9 @@ def raw_rows(database_url: str, sql: str) -> list[tuple]:
 
         conn = sqlite3.connect(database_url[len("sqlite:///"):])
         try:
-            return conn.execute(sql).fetchall()
+            rows = conn.execute(sql).fetchall()
+            conn.commit()
+            return rows
         finally:
             conn.close()
     conn = psycopg2.connect(database_url)

@@ -96,6 +96,17 @@ class System:
             time.sleep(0.1)
         raise RuntimeError(f"{name} did not become healthy in {timeout}s:\n{self.logs()}")
 
+    def add_gateway(self, name: str, timeout: float = 40.0, **overrides: str) -> str:
+        """Start one more gateway process (own port, same services); return its URL."""
+        env = {**self.env, "SERVER_PORT": str(free_port()), **overrides}
+        env = {k: v for k, v in env.items() if v is not None}
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, cwd=ROOT, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{env['SERVER_PORT']}"
+        self._wait(name, url, timeout)
+        return url
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:

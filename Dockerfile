@@ -1,0 +1,36 @@
+# One image for all four Authport processes. The default command runs the gateway; compose (or
+# any orchestrator) runs the others from the same image with `python -m services.store`,
+# `python -m services.auth` or `python -m services.proxy`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Dependencies first, read from pyproject.toml (where they are pinned), so that editing the
+# code does not reinstall them.
+COPY pyproject.toml /build/pyproject.toml
+RUN python -c "import tomllib; deps = tomllib.load(open('/build/pyproject.toml', 'rb'))['project']['dependencies']; open('/build/requirements.txt', 'w').write(chr(10).join(deps) + chr(10))" \
+ && pip install -r /build/requirements.txt
+
+# Then the project itself, as a regular (non-editable) install; the sources are not kept, so
+# `python -m …` always runs the installed package.
+COPY common /build/common
+COPY gateway /build/gateway
+COPY services /build/services
+RUN pip install --no-deps /build && rm -rf /build
+
+RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin authport \
+ && mkdir -p /app/data && chown -R authport:authport /app
+WORKDIR /app
+USER authport
+
+# Only the gateway is meant to be published; the services listen on 3010-3012 inside the network.
+EXPOSE 3003
+
+# Fits the default command (the gateway); compose sets a check per service.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=5 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('SERVER_PORT', '3003') + '/healthz', timeout=3)"]
+
+CMD ["python", "-m", "gateway"]

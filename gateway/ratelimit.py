@@ -1,0 +1,176 @@
+"""Per-account request limits over fixed 60-second windows, in memory or in Redis.
+
+Redis counters are exact across any number of gateway processes: each request is one atomic
+INCR of the account's counter for the current window, and the answer decides. In memory the
+counters are exact only within one process, which is why the gateway refuses several workers
+without Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from gateway.keycache import NO_EPOCH
+
+log = logging.getLogger("authport.gateway.ratelimit")
+WINDOW = 60
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: int  # epoch seconds when the window ends
+
+    def headers(self, now: float | None = None) -> dict[str, str]:
+        now = time.time() if now is None else now
+        seconds = max(1, math.ceil(self.reset_at - now))
+        out = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_at),
+            "RateLimit-Policy": f'"plan";q={self.limit};w={WINDOW}',
+            "RateLimit": f'"plan";r={self.remaining};t={seconds}',
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(seconds)
+        return out
+
+
+def window_of(now: float) -> int:
+    return int(now // WINDOW)
+
+
+class MemoryCounters:
+    """Counters of this process only; old windows are dropped as new ones start."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._window = -1
+        self._counts: dict[str, int] = {}
+
+    def incr(self, key: str, window: int, amount: int = 1) -> int:
+        with self._lock:
+            if window != self._window:
+                self._window, self._counts = window, {}
+            count = self._counts.get(key, 0) + amount
+            self._counts[key] = count
+            return count
+
+    def incr_and_epoch(self, key: str, window: int) -> tuple[int, object]:
+        return self.incr(key, window), NO_EPOCH
+
+    def peek(self, key: str, window: int) -> int:
+        with self._lock:
+            return self._counts.get(key, 0) if window == self._window else 0
+
+
+class RedisCounters:
+    """Counters shared through Redis; one round trip (INCR + EXPIRE NX) per request."""
+
+    def __init__(self, url: str, prefix: str = "authport"):
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                           health_check_interval=30)
+
+    def incr(self, key: str, window: int, amount: int = 1) -> int:
+        name = f"{self.prefix}:rl:{key}:{window}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incrby(name, amount)
+        pipe.expire(name, WINDOW * 2, nx=True)
+        return int(pipe.execute()[0])
+
+    def incr_and_epoch(self, key: str, window: int) -> tuple[int, object]:
+        """Charge and read the keys epoch in the same round trip."""
+        name = f"{self.prefix}:rl:{key}:{window}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(name)
+        pipe.expire(name, WINDOW * 2, nx=True)
+        pipe.get(f"{self.prefix}:keys:epoch")
+        count, _, epoch = pipe.execute()
+        return int(count), epoch
+
+    def peek(self, key: str, window: int) -> int:
+        value = self.client.get(f"{self.prefix}:rl:{key}:{window}")
+        return int(value) if value else 0
+
+
+class RateLimiter:
+    """Charges requests to accounts and failed authentications to client addresses."""
+
+    def __init__(self, redis_url: str | None, *, fail_open: bool, auth_failure_limit: int,
+                 prefix: str = "authport"):
+        self.counters = RedisCounters(redis_url, prefix) if redis_url else MemoryCounters()
+        self.shared = redis_url is not None
+        self.fail_open = fail_open
+        self.auth_failure_limit = auth_failure_limit
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+
+    def _count(self, key: str, window: int, *, peek: bool = False) -> int | None:
+        """The counter after this request (or its value), None while the store is unreachable."""
+        result = self._call(lambda: self.counters.peek(key, window) if peek else self.counters.incr(key, window))
+        return result
+
+    def _call(self, operation):
+        """Run one counter operation; None while the counter store is unreachable."""
+        now = time.monotonic()
+        if self._down_since is not None and now < self._retry_at:
+            return None
+        try:
+            count = operation()
+        except redis.RedisError as exc:
+            if self._down_since is None:
+                self._down_since = now
+                log.error("rate-limit store unreachable (%s); %s requests until it is back", type(exc).__name__,
+                          "letting through" if self.fail_open else "refusing")
+            self._retry_at = now + 1.0  # don't pay a timeout on every request while it is down
+            return None
+        if self._down_since is not None:
+            log.warning("rate-limit store reachable again after %.1fs", now - self._down_since)
+            self._down_since = None
+        return count
+
+    def charge(self, account_id: int, limit: int, now: float | None = None) -> Decision | None:
+        """Count one request of the account; None means the counters are unreachable."""
+        return self.charge_with_epoch(account_id, limit, now)[0]
+
+    def charge_with_epoch(self, account_id: int, limit: int, now: float | None = None):
+        """(decision, keys epoch): the epoch is a fresh object when Redis cannot tell it."""
+        now = time.time() if now is None else now
+        window = window_of(now)
+        result = self._call(lambda: self.counters.incr_and_epoch(f"acct:{account_id}", window))
+        if result is None:
+            return None, object()
+        count, epoch = result
+        decision = Decision(allowed=count <= limit, limit=limit, remaining=max(0, limit - count),
+                            reset_at=(window + 1) * WINDOW)
+        return decision, epoch
+
+    def refund(self, account_id: int, now: float | None = None) -> None:
+        """Take back a charge made for a key that turned out to be revoked."""
+        window = window_of(time.time() if now is None else now)
+        self._call(lambda: self.counters.incr(f"acct:{account_id}", window, -1))
+
+    def auth_blocked(self, client_ip: str, now: float | None = None) -> Decision | None:
+        """A refusal when this address has failed authentication too often this window."""
+        now = time.time() if now is None else now
+        window = window_of(now)
+        count = self._count(f"authfail:{client_ip}", window, peek=True)
+        if count is None or count < self.auth_failure_limit:
+            return None
+        return Decision(allowed=False, limit=self.auth_failure_limit, remaining=0, reset_at=(window + 1) * WINDOW)
+
+    def auth_failed(self, client_ip: str, now: float | None = None) -> None:
+        self._count(f"authfail:{client_ip}", window_of(time.time() if now is None else now))
+
+    @property
+    def unavailable(self) -> bool:
+        return self._down_since is not None

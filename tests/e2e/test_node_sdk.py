@@ -1,0 +1,333 @@
+"""Nango's real Node SDK (@nangohq/node@0.71.10) against Authport's gateway, on both backends.
+
+Each test runs one Node process (tests/e2e/sdk_driver.mjs) over a list of SDK calls and asserts on
+what the SDK handed back, compared with what Nango's own server gave the same SDK
+(/work/shared/NANGO_TRANSCRIPT.md, S1-S21).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.support.npm import npm_install
+
+SDK_SPEC = "@nangohq/node@0.71.10"
+DRIVER = Path(__file__).with_name("sdk_driver.mjs")
+Z_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+OFFSET_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?\+00:00$")
+FULL_KEYS = {"id", "connection_id", "provider_config_key", "provider", "errors", "end_user", "tags", "metadata",
+             "connection_config", "webhook_url_override", "created_at", "updated_at", "last_fetched_at",
+             "credentials"}
+ITEM_KEYS = {"id", "connection_id", "provider_config_key", "provider", "errors", "end_user", "tags", "metadata",
+             "created"}
+INTEGRATION_KEYS = {"unique_key", "provider", "display_name", "logo", "forward_webhooks", "created_at", "updated_at"}
+
+
+@pytest.fixture(scope="session")
+def sdk_dir() -> Path:
+    return npm_install(SDK_SPEC)
+
+
+@pytest.fixture
+def sdk(system, sdk_dir):
+    """Run SDK steps against `system`; returns one result dict per step."""
+    node = shutil.which("node")
+    assert node, "node is not on PATH"
+
+    def run(*steps: dict) -> list[dict]:
+        plan = {"host": system.url, "steps": list(steps),
+                "keys": {"dev": system.dev_key, "prod": system.prod_key, "unknown": str(uuid.uuid4()),
+                         "malformed": "not-a-uuid"}}
+        proc = subprocess.run([node, str(DRIVER), str(sdk_dir)], input=json.dumps(plan), capture_output=True,
+                              text=True, timeout=60, check=False)
+        lines = proc.stdout.splitlines()
+        assert proc.returncode == 0 and len(lines) == len(steps), (
+            f"driver exit {proc.returncode}:\n{proc.stderr}\n{proc.stdout}\n{system.logs()}")
+        return [json.loads(line) for line in lines]
+
+    return run
+
+
+def call(method: str, *args, as_: str = "dev") -> dict:
+    return {"call": method, "args": list(args), "as": as_}
+
+
+def returned(result: dict):
+    assert "threw" not in result, result
+    if result["returned"] == "AxiosResponse":
+        return result["status"], result["data"]
+    return result["returned"]
+
+
+def threw(result: dict) -> tuple[int, dict]:
+    assert "threw" in result, result
+    assert result["threw"] == "AxiosError", result
+    return result["status"], result["data"]
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def github(key: str) -> dict:
+    return call("createIntegration", {"unique_key": key, "provider": "github", "display_name": "GitHub SDK",
+                                      "credentials": {"type": "OAUTH2", "client_id": "sdk-client-id",
+                                                      "client_secret": "sdk-client-secret", "scopes": "repo"}})
+
+
+def import_connection(key: str, connection_id: str | None, credentials: dict, **extra) -> dict:
+    body = {"provider_config_key": key, "credentials": credentials, **extra}
+    if connection_id is not None:
+        body["connection_id"] = connection_id
+    return call("http.post", "/connections", body)
+
+
+def oauth2(access: str = "gho_sdk_access", refresh: str | None = "ghr_sdk_refresh") -> dict:
+    creds = {"type": "OAUTH2", "access_token": access, "expires_at": "2099-01-01T00:00:00.000Z"}
+    if refresh:
+        creds["refresh_token"] = refresh
+    return creds
+
+
+def test_integration_lifecycle(sdk, system):
+    key = unique("github-sdk")
+    results = sdk(
+        github(key),
+        call("listIntegrations"),
+        call("getIntegration", {"uniqueKey": key}, {"include": ["credentials"]}),
+        call("getIntegration", {"uniqueKey": key}),
+        call("updateIntegration", {"uniqueKey": key}, {"display_name": "Renamed"}),
+        call("updateIntegration", {"uniqueKey": key}, {"credentials": {
+            "type": "OAUTH2", "client_id": "new-id", "client_secret": "new-secret", "scopes": "repo,user"}}),
+        call("getIntegration", {"uniqueKey": key}, {"include": ["credentials"]}),
+        github(key),
+        call("createIntegration", {"unique_key": unique("nope"), "provider": "not-a-provider"}),
+        call("deleteIntegration", key),
+        call("getIntegration", {"uniqueKey": key}),
+        call("deleteIntegration", key),
+    )
+    created = returned(results[0])["data"]
+    assert set(created) == INTEGRATION_KEYS
+    assert created["unique_key"] == key and created["provider"] == "github"
+    assert created["display_name"] == "GitHub SDK" and created["forward_webhooks"] is True
+    assert created["logo"] == f"{system.url}/images/template-logos/github.svg"
+    assert Z_TIME.match(created["created_at"]) and created["created_at"] == created["updated_at"]
+
+    listed = returned(results[1])
+    assert set(listed) == {"configs"}, "the SDK rewraps {data} as {configs}"
+    assert created in listed["configs"]
+
+    with_creds = returned(results[2])["data"]
+    assert with_creds["credentials"] == {"type": "OAUTH2", "client_id": "sdk-client-id",
+                                         "client_secret": "sdk-client-secret", "scopes": "repo",
+                                         "webhook_secret": None}
+    assert returned(results[3]) == {"data": created}, "no credentials unless asked for"
+
+    renamed = returned(results[4])["data"]
+    assert renamed["display_name"] == "Renamed" and renamed["created_at"] == created["created_at"]
+    assert instant(renamed["updated_at"]) >= instant(created["updated_at"])
+    assert returned(results[5])["data"]["display_name"] == "Renamed"
+    assert returned(results[6])["data"]["credentials"] == {
+        "type": "OAUTH2", "client_id": "new-id", "client_secret": "new-secret", "scopes": "repo,user",
+        "webhook_secret": None}
+
+    status, body = threw(results[7])
+    assert status == 400 and body["error"]["code"] == "invalid_body"
+    assert body["error"]["errors"][0]["path"] == ["uniqueKey"]
+    status, body = threw(results[8])
+    assert status == 400 and body["error"]["errors"][0]["path"] == ["provider"]
+
+    assert returned(results[9]) == (200, {"success": True})
+    assert threw(results[10])[0] == 404 and threw(results[10])[1]["error"]["code"] == "not_found"
+    assert threw(results[11])[0] == 404
+
+
+def test_oauth2_connection_through_its_life(sdk):
+    key, conn = unique("github-sdk"), unique("sdk-conn")
+    results = sdk(
+        github(key),
+        import_connection(key, conn, oauth2()),
+        call("getConnection", key, conn),
+        call("getConnection", key, conn, False, True),
+        call("getToken", key, conn),
+        call("getRawTokenResponse", key, conn),
+        call("setMetadata", key, conn, {"a": 1, "nested": {"b": True}}),
+        call("updateMetadata", key, conn, {"c": "x"}),
+        call("getMetadata", key, conn),
+        call("deleteConnection", key, conn),
+        call("getConnection", key, conn),
+        call("deleteConnection", key, conn),
+    )
+    status, imported = returned(results[1])
+    assert status == 201
+    assert set(imported) == FULL_KEYS
+    assert imported["connection_id"] == conn and imported["provider_config_key"] == key
+    assert imported["provider"] == "github" and isinstance(imported["id"], int)
+    assert (imported["errors"], imported["end_user"], imported["tags"], imported["metadata"]) == ([], None, {}, {})
+    assert imported["connection_config"] == {} and imported["webhook_url_override"] is None
+    for field in ("created_at", "updated_at", "last_fetched_at"):
+        assert Z_TIME.match(imported[field]), imported[field]
+    full_creds = {**oauth2(), "raw": oauth2()}
+    assert imported["credentials"] == full_creds
+
+    plain = returned(results[2])
+    assert set(plain) == FULL_KEYS and plain["id"] == imported["id"]
+    for field in ("created_at", "updated_at", "last_fetched_at"):
+        assert OFFSET_TIME.match(plain[field]), plain[field]
+    assert instant(plain["created_at"]) == instant(imported["created_at"])
+    assert instant(plain["last_fetched_at"]) >= instant(imported["last_fetched_at"])
+    assert plain["credentials"] == {**oauth2(refresh=None), "raw": oauth2(refresh=None)}, "refresh_token stripped"
+    assert returned(results[3])["credentials"] == full_creds, "refreshToken=true keeps it"
+    assert returned(results[4]) == "gho_sdk_access"
+    assert returned(results[5]) == oauth2(refresh=None)
+
+    assert returned(results[6]) == (201, {"metadata": {"a": 1, "nested": {"b": True}}, "connection_id": conn,
+                                          "provider_config_key": key})
+    assert returned(results[7]) == (200, {"metadata": {"c": "x"}, "connection_id": conn, "provider_config_key": key})
+    assert returned(results[8]) == {"a": 1, "nested": {"b": True}, "c": "x"}
+
+    assert returned(results[9]) == (200, {"success": True})
+    assert threw(results[10]) == (404, {"error": {"code": "not_found", "message": "Failed to find connection"}})
+    assert threw(results[11]) == (400, {"error": {"code": "unknown_connection"}})
+
+
+def test_api_key_and_basic_connections(sdk):
+    openai, twilio = unique("openai"), unique("twilio")
+    api_key = {"type": "API_KEY", "apiKey": "sk-test-123"}
+    basic = {"type": "BASIC", "username": "AC" + "0" * 32, "password": "auth-token"}
+    results = sdk(
+        call("createIntegration", {"unique_key": openai, "provider": "openai"}),
+        call("createIntegration", {"unique_key": twilio, "provider": "twilio"}),
+        import_connection(openai, "ai-conn", api_key),
+        import_connection(twilio, "sms-conn", basic),
+        call("getToken", openai, "ai-conn"),
+        call("getToken", twilio, "sms-conn"),
+        call("getConnection", twilio, "sms-conn"),
+        import_connection(openai, "wrong-mode", basic),
+    )
+    assert returned(results[0])["data"]["display_name"] == "OpenAI"
+    assert returned(results[1])["data"]["provider"] == "twilio"
+    status, imported = returned(results[2])
+    assert status == 201 and imported["credentials"] == api_key and imported["provider"] == "openai"
+    status, imported = returned(results[3])
+    assert status == 201 and imported["credentials"] == basic
+    assert returned(results[4]) == api_key, "getToken gives the whole credentials object for API_KEY"
+    assert returned(results[5]) == basic
+    fetched = returned(results[6])
+    assert set(fetched) == FULL_KEYS and fetched["credentials"] == basic
+    status, body = threw(results[7])
+    assert status == 400 and body["error"]["code"] == "invalid_body"
+
+
+def test_list_connections_filters(sdk):
+    key = unique("github-sdk")
+    user = {"id": unique("user"), "email": "user2@example.com", "display_name": "User Two"}
+    results = sdk(
+        github(key),
+        import_connection(key, "first", oauth2("a1")),
+        import_connection(key, None, oauth2("a2"), end_user=user, tags={"team": "blue"}),
+        import_connection(key, "third", oauth2("a3")),
+        call("listConnections"),
+        call("listConnections", {"integrationId": key}),
+        call("listConnections", {"integrationId": key, "limit": 1}),
+        call("listConnections", {"userId": user["id"]}),
+        call("listConnections", "", "", {"endUserId": user["id"]}),  # legacy signature
+        call("listConnections", {"integrationId": key, "tags": {"Team": "blue"}}),
+        call("listConnections", {"integrationId": key, "tags": {"email": "user2@example.com"}}),
+        call("listConnections", {"integrationId": key, "tags": {"team": "red"}}),
+        call("listConnections", "third"),
+    )
+    generated = returned(results[2])[1]
+    assert uuid.UUID(generated["connection_id"]).version == 4
+    assert generated["end_user"] == {**user, "tags": None, "organization": None}
+    assert generated["tags"] == {"team": "blue", "end_user_id": user["id"], "end_user_email": user["email"],
+                                 "end_user_display_name": "User Two"}
+    newest_first = ["third", generated["connection_id"], "first"]
+
+    everything = returned(results[4])["connections"]
+    ours = [c for c in everything if c["provider_config_key"] == key]
+    assert [c["connection_id"] for c in ours] == newest_first
+    for item in everything:
+        assert set(item) == ITEM_KEYS and OFFSET_TIME.match(item["created"]), item
+    assert ours[1]["end_user"] == generated["end_user"] and ours[1]["tags"] == generated["tags"]
+    assert instant(ours[1]["created"]) == instant(generated["created_at"])
+
+    def ids(result: dict) -> list[str]:
+        body = returned(result)
+        assert set(body) == {"connections"}
+        return [c["connection_id"] for c in body["connections"]]
+
+    assert ids(results[5]) == newest_first
+    assert ids(results[6]) == ["third"]
+    assert ids(results[7]) == [generated["connection_id"]]
+    assert ids(results[8]) == [generated["connection_id"]]
+    assert ids(results[9]) == [generated["connection_id"]], "tag keys are lowercased by the SDK"
+    assert ids(results[10]) == [generated["connection_id"]], "tags.email means end_user_email"
+    assert ids(results[11]) == []
+    assert ids(results[12]) == ["third"]
+
+
+def test_providers(sdk, system):
+    results = sdk(
+        call("listProviders"),
+        call("listProviders", {"search": "TWIL"}),
+        call("getProvider", {"provider": "github"}),
+        call("getProvider", {"provider": "no-such-provider"}),
+    )
+    everything = returned(results[0])["data"]
+    names = {p["name"] for p in everything}
+    assert {"github", "openai", "twilio"} <= names
+    for provider in everything:
+        assert provider["logo_url"] == f"{system.url}/images/template-logos/{provider['name']}.svg"
+        assert "auth_mode" in provider
+    searched = returned(results[1])["data"]
+    assert [p["name"] for p in searched] == ["twilio"], "search is case-insensitive on the name"
+    assert searched[0]["auth_mode"] == "BASIC"
+    github_entry = returned(results[2])["data"]
+    assert github_entry["name"] == "github" and github_entry["auth_mode"] == "OAUTH2"
+    assert github_entry["display_name"] == "GitHub" and github_entry in everything
+    assert threw(results[3]) == (404, {"error": {"code": "not_found", "message": "Unknown provider no-such-provider"}})
+
+
+def test_environment_variables_are_an_empty_list(sdk):
+    assert returned(sdk(call("getEnvironmentVariables"))[0]) == []
+
+
+def test_keys_and_environment_isolation(sdk):
+    key, conn = unique("github-dev"), unique("dev-conn")
+    results = sdk(
+        github(key),
+        import_connection(key, conn, oauth2()),
+        call("listConnections", as_="unknown"),
+        call("listIntegrations", as_="malformed"),
+        call("listIntegrations", as_="prod"),
+        call("getIntegration", {"uniqueKey": key}, as_="prod"),
+        call("listConnections", as_="prod"),
+        call("getConnection", key, conn, as_="prod"),
+        call("deleteIntegration", key, as_="prod"),
+        call("getToken", key, conn),
+    )
+    assert threw(results[2]) == (401, {"error": {
+        "message": "Authentication failed. The provided authorization header does not match any account.",
+        "code": "unknown_account", "payload": {}}})
+    status, body = threw(results[3])
+    assert status == 401 and body["error"]["code"] == "invalid_secret_key_format"
+    assert key not in [c["unique_key"] for c in returned(results[4])["configs"]]
+    assert threw(results[5])[0] == 404
+    assert conn not in [c["connection_id"] for c in returned(results[6])["connections"]]
+    status, body = threw(results[7])
+    assert status == 400 and body["error"]["code"] == "unknown_provider_config"
+    assert threw(results[8])[0] == 404
+    assert returned(results[9]) == "gho_sdk_access", "prod's failed delete left dev's connection alone"
