@@ -34,38 +34,8 @@ def discard_body(stream, limit: int = DISCARD_LIMIT) -> None:
         limit -= len(chunk)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or load_settings()
-    if not settings.INTERNAL_API_KEY:
-        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
-    key = settings.INTERNAL_API_KEY
-    store = StoreClient(settings.service_url("store"), key)
-    clients = {
-        "store": store,
-        "auth": ServiceClient(settings.service_url("auth"), key),
-        "proxy": ServiceClient(settings.service_url("proxy"), key, timeout=300),
-    }
-    if settings.WORKERS > 1 and not settings.NANGO_REDIS_URL:
-        raise StartupError("WORKERS: several gateway workers need NANGO_REDIS_URL; in-memory rate-limit counters "
-                           "are per process and would admit WORKERS times the plan's limit")
-    limiter = RateLimiter(settings.NANGO_REDIS_URL, fail_open=settings.RATE_LIMIT_FAIL_OPEN,
-                          auth_failure_limit=settings.AUTH_FAILURE_LIMIT, prefix=settings.REDIS_KEY_PREFIX)
-    # With Redis, cached keys are dropped at once when the store bumps the keys epoch; without it
-    # (one local process) a short lifetime bounds how long a key revoked by the admin CLI lives on.
-    cache = KeyCache(ttl=10.0 if settings.NANGO_REDIS_URL else 2.0)
-    admission = Admission(store, limiter, cache)
-    app = base_app("authport.gateway")
-    app.config["MAX_CONTENT_LENGTH"] = None  # the owning service enforces its own limit
-    if settings.TRUSTED_PROXIES:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.TRUSTED_PROXIES)
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def _too_large(_error):
-        discard_body(request.environ.get("wsgi.input"))
-        return error_response(ApiError("The request body is larger than the 1 MiB this route accepts",
-                                       code="payload_too_large", status=413))
+def install_cors(app: Flask) -> None:
+    """Browsers may call the API from any origin (Nango's policy); preflights need no key."""
 
     @app.after_request
     def _cors(response):
@@ -77,21 +47,65 @@ def create_app(settings: Settings | None = None) -> Flask:
             response.headers["Access-Control-Max-Age"] = "600"
         return response
 
+
+def install_body_limit(app: Flask) -> None:
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_error):
+        discard_body(request.environ.get("wsgi.input"))
+        return error_response(ApiError("The request body is larger than the 1 MiB this route accepts",
+                                       code="payload_too_large", status=413))
+
+
+def service_clients(settings: Settings) -> dict[str, ServiceClient]:
+    key = settings.INTERNAL_API_KEY
+    return {
+        "store": StoreClient(settings.service_url("store"), key),
+        "auth": ServiceClient(settings.service_url("auth"), key),
+        "proxy": ServiceClient(settings.service_url("proxy"), key, timeout=300),
+    }
+
+
+def service_states(clients: dict[str, ServiceClient]) -> dict[str, str]:
+    """Readiness of the gateway: every service it forwards to answers its liveness probe."""
+    states = {}
+    for name, client in clients.items():
+        try:
+            status = client.request("GET", "/healthz").status
+            states[name] = "ok" if status == 200 else f"status {status}"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            states[name] = f"error: {type(exc).__name__}"
+    return states
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    if not settings.INTERNAL_API_KEY:
+        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    clients = service_clients(settings)
+    if settings.WORKERS > 1 and not settings.NANGO_REDIS_URL:
+        raise StartupError("WORKERS: several gateway workers need NANGO_REDIS_URL; in-memory rate-limit counters "
+                           "are per process and would admit WORKERS times the plan's limit")
+    limiter = RateLimiter(settings.NANGO_REDIS_URL, fail_open=settings.RATE_LIMIT_FAIL_OPEN,
+                          auth_failure_limit=settings.AUTH_FAILURE_LIMIT, prefix=settings.REDIS_KEY_PREFIX)
+    # With Redis, cached keys are dropped at once when the store bumps the keys epoch; without it
+    # (one local process) a short lifetime bounds how long a key revoked by the admin CLI lives on.
+    cache = KeyCache(ttl=10.0 if settings.NANGO_REDIS_URL else 2.0)
+    admission = Admission(clients["store"], limiter, cache)
+    app = base_app("authport.gateway")
+    app.config["MAX_CONTENT_LENGTH"] = None  # the owning service enforces its own limit
+    if settings.TRUSTED_PROXIES:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.TRUSTED_PROXIES)
+
+    install_cors(app)
+    install_body_limit(app)
+
     @app.get("/health")
     def health():
         return jsonify({"result": "ok"})
 
-    def ready() -> dict[str, str]:
-        states = {}
-        for name, client in clients.items():
-            try:
-                status = client.request("GET", "/healthz").status
-                states[name] = "ok" if status == 200 else f"status {status}"
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready
-                states[name] = f"error: {type(exc).__name__}"
-        return states
-
-    install_health(app, ready)
+    install_health(app, lambda: service_states(clients))
 
     @app.route("/<path:_path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     def route(_path: str):

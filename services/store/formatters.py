@@ -45,7 +45,7 @@ def connection_errors(conn) -> list[dict]:
     return []
 
 
-def connection_item(conn, provider_config_key: str, provider: str) -> dict:
+def _connection_common(conn, provider_config_key: str, provider: str) -> dict:
     return {
         "id": conn.id,
         "connection_id": conn.connection_id,
@@ -55,20 +55,18 @@ def connection_item(conn, provider_config_key: str, provider: str) -> dict:
         "end_user": end_user(conn.end_user),
         "tags": conn.tags or {},
         "metadata": conn.metadata if conn.metadata is not None else {},
-        "created": iso(conn.created_at, "+00:00"),
     }
 
 
+def connection_item(conn, provider_config_key: str, provider: str) -> dict:
+    """A connection as `GET /connections` lists it (no credentials)."""
+    return {**_connection_common(conn, provider_config_key, provider), "created": iso(conn.created_at, "+00:00")}
+
+
 def connection_full(conn, provider_config_key: str, provider: str, credentials: dict, suffix: str) -> dict:
+    """A connection with its credentials, as import (suffix "Z") and get ("+00:00") return it."""
     return {
-        "id": conn.id,
-        "connection_id": conn.connection_id,
-        "provider_config_key": provider_config_key,
-        "provider": provider,
-        "errors": connection_errors(conn),
-        "end_user": end_user(conn.end_user),
-        "tags": conn.tags or {},
-        "metadata": conn.metadata if conn.metadata is not None else {},
+        **_connection_common(conn, provider_config_key, provider),
         "connection_config": conn.connection_config or {},
         "webhook_url_override": conn.webhook_url_override,
         "created_at": iso(conn.created_at, suffix),

@@ -72,7 +72,9 @@ def _apply_credentials(ctx: StoreContext, record: Integration, credentials) -> N
     record.scopes = getattr(credentials, "scopes", None)
     record.app_link = getattr(credentials, "app_link", None)
     if credentials.type in ("APP", "CUSTOM"):
-        record.custom = {**(record.custom or {}), "app_id": credentials.app_id, "private_key": credentials.private_key}
+        record.custom = {**(record.custom or {}), "app_id": credentials.app_id}
+        record.app_private_key_enc = ctx.cipher.encrypt(credentials.private_key, "integrations",
+                                                        "app_private_key_enc", record.uid)
 
 
 def create(ctx: StoreContext, env_id: int, body: IntegrationCreate) -> Integration:
@@ -128,7 +130,7 @@ def delete(env_id: int, unique_key: str) -> None:
 
 def credentials_view(ctx: StoreContext, record: Integration) -> dict | None:
     """The integration's app credentials in the clear (secret-key callers only)."""
-    if record.client_id is None and not record.custom:
+    if record.client_id is None and not record.app_private_key_enc:
         return None
     mode = (ctx.catalogue.get(record.provider) or {}).get("auth_mode", "OAUTH2")
     secret = (ctx.cipher.decrypt(record.client_secret_enc, "integrations", "client_secret_enc", record.uid)
@@ -137,7 +139,9 @@ def credentials_view(ctx: StoreContext, record: Integration) -> dict | None:
                       if record.webhook_secret_enc else None)
     if mode in ("APP", "CUSTOM"):
         custom = record.custom or {}
-        out = {"type": mode, "app_id": custom.get("app_id"), "private_key": custom.get("private_key"),
+        private_key = ctx.cipher.decrypt(record.app_private_key_enc, "integrations", "app_private_key_enc",
+                                         record.uid) if record.app_private_key_enc else None
+        out = {"type": mode, "app_id": custom.get("app_id"), "private_key": private_key,
                "app_link": record.app_link}
         if mode == "CUSTOM":
             out.update(client_id=record.client_id, client_secret=secret)

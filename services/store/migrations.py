@@ -70,8 +70,13 @@ def _run_sql(script: str) -> Callable:
     return apply
 
 
+V2 = """
+ALTER TABLE integrations ADD COLUMN app_private_key_enc TEXT;
+"""
+
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
+    (2, "encrypted GitHub App private keys", _run_sql(V2)),
 ]
 
 

@@ -92,6 +92,7 @@ class Integration(Base):
     forward_webhooks = BooleanField(default=True)
     integration_config = JSONField(null=True)
     webhook_secret_enc = TextField(null=True)
+    app_private_key_enc = TextField(null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     deleted_at = DateTimeField(null=True)
@@ -156,6 +157,7 @@ ENCRYPTED_FIELDS = (
     (ApiKey, "secret_enc"),
     (Integration, "client_secret_enc"),
     (Integration, "webhook_secret_enc"),
+    (Integration, "app_private_key_enc"),
     (Connection, "credentials_enc"),
     (EnvironmentVariable, "value_enc"),
 )
