@@ -96,16 +96,20 @@ class System:
             time.sleep(0.1)
         raise RuntimeError(f"{name} did not become healthy in {timeout}s:\n{self.logs()}")
 
-    def add_gateway(self, name: str, timeout: float = 40.0, **overrides: str) -> str:
-        """Start one more gateway process (own port, same services); return its URL."""
-        env = {**self.env, "SERVER_PORT": str(free_port()), **overrides}
+    def add_process(self, name: str, module: str, port_var: str, timeout: float = 40.0, **overrides: str) -> str:
+        """Start one more process of a kind (own port, same database and secrets); return its URL."""
+        env = {**self.env, port_var: str(free_port()), **overrides}
         env = {k: v for k, v in env.items() if v is not None}
         log = open(self.log_dir / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, cwd=ROOT, stdout=log,
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{env['SERVER_PORT']}"
+        url = f"http://127.0.0.1:{env[port_var]}"
         self._wait(name, url, timeout)
         return url
+
+    def add_gateway(self, name: str, timeout: float = 40.0, **overrides: str) -> str:
+        """Start one more gateway process (own port, same services); return its URL."""
+        return self.add_process(name, "gateway", "SERVER_PORT", timeout, **overrides)
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -1,0 +1,119 @@
+"""Isolation, route by route: a key of another environment or another account, or a public key,
+can neither read nor change anything of the owner's environment, and never sees a credential."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from tests.gateway.test_key_lifecycle import new_account
+from tests.store import raw_dump
+from tests.support.databases import raw_rows
+
+TOKEN = "isolation-canary-access-token"
+SECRET = "isolation-canary-client-secret"
+ENV_VALUE = "isolation-canary-env-value"
+
+# (method, path, json body): every route that names one of the owner's records.
+ROUTES = [
+    ("GET", "/integrations", None),
+    ("GET", "/integrations/owned?include=credentials", None),
+    ("PATCH", "/integrations/owned", {"display_name": "taken over"}),
+    ("DELETE", "/integrations/owned", None),
+    ("GET", "/connections", None),
+    ("GET", "/connections?connectionId=owned-conn", None),
+    ("GET", "/connections/owned-conn?provider_config_key=owned&refresh_token=true", None),
+    ("PATCH", "/connections/owned-conn?provider_config_key=owned", {"tags": {"owner": "someone-else"}}),
+    ("DELETE", "/connections/owned-conn?provider_config_key=owned", None),
+    ("POST", "/connections/metadata", {"connection_id": "owned-conn", "provider_config_key": "owned",
+                                       "metadata": {"x": 1}}),
+    ("PATCH", "/connections/metadata", {"connection_id": "owned-conn", "provider_config_key": "owned",
+                                        "metadata": {"x": 1}}),
+    ("POST", "/connections", {"provider_config_key": "owned", "connection_id": "owned-conn",
+                              "credentials": {"type": "OAUTH2", "access_token": "overwritten"}}),
+    ("GET", "/environment-variables", None),
+    ("GET", "/environment/keys", None),
+    ("DELETE", "/environment/keys/default", None),
+]
+
+
+# List routes answer 200 with the caller's own (here: none of the owner's) records.
+LISTS = {
+    ("GET", "/integrations"): lambda body: [i for i in body["data"] if i["unique_key"] == "owned"],
+    ("GET", "/connections"): lambda body: [c for c in body["connections"] if c["connection_id"] == "owned-conn"],
+    ("GET", "/environment-variables"): lambda body: [v for v in body if v["name"] == "OWNED"],
+    ("GET", "/environment/keys"): lambda body: [],
+}
+
+
+def call(system, key: str, method: str, path: str, body=None) -> requests.Response:
+    with requests.Session() as http:
+        http.trust_env = False
+        return http.request(method, system.url + path, json=body, timeout=30,
+                            headers={"Authorization": f"Bearer {key}"})
+
+
+@pytest.fixture(scope="module")
+def world(system):
+    """The owner (account default, env dev) with one record of each kind, and the other callers."""
+    owner = system.dev_key
+    assert call(system, owner, "POST", "/integrations", {
+        "unique_key": "owned", "provider": "github",
+        "credentials": {"type": "OAUTH2", "client_id": "cid", "client_secret": SECRET}}).status_code == 200
+    assert call(system, owner, "POST", "/connections", {
+        "provider_config_key": "owned", "connection_id": "owned-conn",
+        "credentials": {"type": "OAUTH2", "access_token": TOKEN, "refresh_token": TOKEN + "-refresh"}}
+    ).status_code == 201
+    from tests.store import admin
+
+    assert admin(system.env, "env-var", "set", "--env", "dev", "OWNED", ENV_VALUE).returncode == 0
+    _, other = new_account(system)
+    shown = admin(system.env, "keys", "show", "--env", "dev").stdout
+    public_key = next(line.split(": ")[1] for line in shown.splitlines() if line.startswith("public_key"))
+    return {
+        "owner": owner,
+        "callers": {
+            "same account, prod": system.prod_key,
+            "other account, dev": other[("dev", "secret")],
+            "other account, prod": other[("prod", "secret")],
+            "owner's public key": public_key,
+        },
+    }
+
+
+def owner_rows(system) -> dict:
+    """Everything stored for the owner's environment, but the bookkeeping a read may touch."""
+    env_id = raw_rows(system.database_url, "SELECT e.id FROM environments e JOIN accounts a ON e.account_id = a.id "
+                                           "WHERE a.name = 'default' AND e.name = 'dev'")[0][0]
+    dump = raw_dump(system.database_url)
+    tables = ("integrations", "connections", "environment_variables", "api_keys")
+    return {t: sorted(repr(r) for r in dump[t] if env_id in r[:4]) for t in tables}
+
+
+@pytest.mark.parametrize("method,path,body", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+@pytest.mark.parametrize("caller", ["same account, prod", "other account, dev", "other account, prod",
+                                    "owner's public key"])
+def test_no_caller_reaches_another_environment(system, world, caller, method, path, body):
+    before = owner_rows(system)
+    response = call(system, world["callers"][caller], method, path, body)
+    text = response.text
+    for canary in (TOKEN, SECRET, ENV_VALUE, world["owner"]):
+        assert canary not in text
+    if caller == "owner's public key":
+        assert response.status_code == 401, text
+    elif (method, path.split("?")[0]) in LISTS:
+        assert response.status_code == 200, text
+        assert not LISTS[(method, path.split("?")[0])](response.json()), text
+    else:
+        assert 400 <= response.status_code < 500, text
+    assert owner_rows(system) == before
+
+
+def test_the_owner_still_sees_everything(system, world):
+    listed = call(system, world["owner"], "GET", "/connections").json()["connections"]
+    assert [c["connection_id"] for c in listed] == ["owned-conn"]
+    got = call(system, world["owner"], "GET", "/connections/owned-conn?provider_config_key=owned").json()
+    assert got["credentials"]["access_token"] == TOKEN
+    assert json.dumps(call(system, world["owner"], "GET", "/environment-variables").json()).count(ENV_VALUE) == 1
