@@ -3,7 +3,7 @@
 Prints, from one run on one Postgres and one Redis: throughput and latency (p50, p99) at
 concurrency 16 and 1 against a fast upstream, at concurrency 256 against an upstream that answers
 in 200 ms, the ratios to the direct calls, and the resident memory of gateway and proxy while a
-1 GB answer streams through. Usage: .venv/bin/python bench/proxy.py
+1 GB answer streams through. Usage: .venv/bin/python -m bench.proxy
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import redis
 import requests
 import yaml
 
-from bench.common import ROOT, make_system, measured, temp_dir, wrk
+from bench.common import ROOT, make_system, temp_dir, tree_cpu_seconds, wrk
 from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database, raw_rows
 from tests.support.system import free_port
 
@@ -104,7 +104,10 @@ def run(system, upstream: str, headers: dict[str, str]) -> None:
     proxied, direct = system.url + "/proxy/fast", upstream + "/fast"
     wrk(proxied, headers, connections=16, seconds=3)  # warm-up
     print(f"Proxied GET, Postgres + Redis, {SECONDS}s per run (wrk on the same machine)\n")
-    via16, cpu = measured(system.procs["proxy"].pid, lambda: wrk(proxied, headers, connections=16, seconds=SECONDS))
+    pids = {name: system.procs[name].pid for name in ("gateway", "proxy", "store")}
+    before = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+    via16 = wrk(proxied, headers, connections=16, seconds=SECONDS)
+    cpu = {name: tree_cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     direct16 = wrk(direct, {}, connections=16, seconds=SECONDS)
     compare("fast upstream, c16", via16, direct16)
     via1, direct1 = wrk(proxied, headers, connections=1, seconds=5), wrk(direct, {}, connections=1, seconds=5)
@@ -116,7 +119,8 @@ def run(system, upstream: str, headers: dict[str, str]) -> None:
     print(f"p50 added at c1: {via1.p50_ms - direct1.p50_ms:.2f} ms  (aim: <= 3 ms)")
     print(f"200 ms upstream at c256: {slow256.rps:.0f} req/s, p50 {slow256.p50_ms:.0f} ms, errors {slow256.errors}"
           "  (aim: >= 500 req/s, p50 <= 260 ms, no errors)")
-    print(f"proxy CPU per request at c16: {1000 * cpu / via16.requests:.2f} ms")
+    print("CPU per proxied request at c16: " + ", ".join(
+        f"{name} {1000 * seconds / via16.requests:.2f} ms" for name, seconds in cpu.items()))
     stream_gigabyte(system, headers)
 
 

@@ -103,7 +103,14 @@ def install_health(app: Flask, ready_check: Callable[[], dict[str, str]]) -> Non
         return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), (200 if ok else 503)
 
 
+def quiet_request_lines() -> None:
+    """urllib3 logs each request line, query string included, at debug level: OAuth codes, session
+    tokens and API keys travel in query strings, so those lines stay out of the logs at any LOG_LEVEL."""
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
+
+
 def base_app(name: str) -> Flask:
+    quiet_request_lines()
     app = Flask(name)
     app.json.sort_keys = False
     app.json.compact = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import urllib3
 
@@ -72,3 +73,35 @@ class StoreClient(ServiceClient):
         if status != 200:
             raise ServiceUnavailable(f"store could not resolve the key (status {status})")
         return Identity.from_dict(body["identity"])
+
+    def resolve_connect_session(self, token: str) -> Identity | None:
+        """The identity of a live connect session token (key_kind "connect_session"), or None."""
+        status, body = self.call("POST", "/internal/connect-sessions/resolve", {"token": token})
+        if status == 404:
+            return None
+        if status != 200:
+            raise ServiceUnavailable(f"store could not resolve the session token (status {status})")
+        return Identity.from_dict(body["identity"])
+
+    def connection_credentials(self, identity: Identity, provider_config_key: str, connection_id: str, *,
+                               force_refresh: bool = False) -> dict:
+        """Credentials, connection config, auth mode and provider proxy settings of a live connection.
+
+        Raises the store's own error (400 server_error for a missing connection, 404
+        unknown_provider_config for a missing integration) so the caller can pass it on.
+        """
+        query = urlencode({"provider_config_key": provider_config_key, "connection_id": connection_id,
+                           "force_refresh": "true" if force_refresh else "false"})
+        status, body = self.call("GET", f"/internal/connections/credentials?{query}", identity=identity)
+        if status == 200:
+            return body["connection"]
+        raise error_from(status, body)
+
+
+def error_from(status: int, body: Any) -> ApiError:
+    """The error a service answered with, as an ApiError to raise again towards the caller."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or status < 400:
+        return ServiceUnavailable(f"The internal service answered status {status} without an error body")
+    return ApiError(error.get("message"), code=error.get("code") or "server_error", status=status,
+                    errors=error.get("errors"), payload=error.get("payload"))

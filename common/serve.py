@@ -25,6 +25,13 @@ PROCESSES = {
 }
 
 
+# Gateway and proxy mostly wait on other servers (the proxy on third-party APIs answering in
+# hundreds of milliseconds): event-loop workers hold hundreds of such requests per process, where
+# threads would run out. Both monkey-patch the standard library in their __main__, before any
+# import. Store and auth keep threads: psycopg2 would block a gevent worker's whole loop.
+WORKER_CLASSES = {"gateway": "gevent", "proxy": "gevent", "store": "gthread", "auth": "gthread"}
+
+
 class _Gunicorn(BaseApplication):
     def __init__(self, app, options: dict):
         self.application = app
@@ -45,7 +52,8 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
         "bind": f"{getattr(settings, host_var)}:{getattr(settings, port_var)}",
         "workers": settings.WORKERS,
         "threads": settings.THREADS,
-        "worker_class": "gthread",
+        "worker_class": WORKER_CLASSES[process],
+        "worker_connections": settings.WORKER_CONNECTIONS,
         "keepalive": 30,
         "graceful_timeout": 10,
         "timeout": 120,

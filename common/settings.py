@@ -100,6 +100,61 @@ def to_plan(raw: str) -> str:
     return plan
 
 
+def to_seconds(raw: str) -> float:
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+    if not 0 < seconds <= 86400:
+        raise ValueError(f"expected a number of seconds above 0 (at most 86400), got {raw.strip()}")
+    return seconds
+
+
+SIZE_UNITS = {"": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+              "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def to_bytes(raw: str) -> int:
+    """A size: a whole number of bytes, or with a unit (64K, 10MB, 2GiB; powers of 1024)."""
+    match = re.match(r"^\s*(\d+)\s*([a-z]*)\s*$", raw.lower())
+    if not match or match.group(2) not in SIZE_UNITS or int(match.group(1)) < 1:
+        raise ValueError(f"expected a size in bytes such as 1048576, 64K, 10MB or 2GiB, got {raw!r}")
+    return int(match.group(1)) * SIZE_UNITS[match.group(2)]
+
+
+def to_ip_list(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if part:
+            try:
+                found.append(str(ipaddress.ip_address(part)))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address") from None
+    return tuple(found)
+
+
+def to_cidr_list(raw: str) -> tuple:
+    from common.addresses import parse_networks
+
+    return parse_networks(raw)
+
+
+def to_proxy_url(raw: str) -> str:
+    url = raw.strip()
+    if not re.match(r"^https?://([^/\s@]+@)?[^/\s@]+/?$", url):
+        raise ValueError("expected a forward proxy URL such as http://10.0.0.5:3128")
+    return url
+
+
+def to_path(raw: str) -> str:
+    path = raw.strip()
+    if not re.match(r"^/[A-Za-z0-9._~/-]*$", path):
+        raise ValueError(f"expected a URL path starting with /, got {raw!r}")
+    return path
+
+
 def to_log_level(raw: str) -> str:
     level = raw.strip().lower()
     if level not in ("debug", "info", "warning", "error", "critical"):
@@ -123,6 +178,8 @@ VARIABLES: tuple[Var, ...] = (
     Var("NANGO_SERVER_URL", to_url, None, "Public URL of the gateway (default http://localhost:SERVER_PORT)."),
     Var("NANGO_CALLBACK_URL", to_url, None, "OAuth callback URL (default NANGO_SERVER_URL + /oauth/callback)."),
     Var("NANGO_PUBLIC_CONNECT_URL", to_url, None, "Base of connect_link (default NANGO_SERVER_URL + /connect)."),
+    Var("NANGO_SERVER_WEBSOCKETS_PATH", to_path, "/",
+        "Path of the gateway's websocket that the frontend SDK's popup flow waits on."),
     Var("NANGO_DATABASE_URL", to_str, None, "Database URL (postgresql://user:pass@host:5432/db or sqlite:///path)."),
     Var("DATABASE_URL", to_str, None, "Fallback for NANGO_DATABASE_URL."),
     Var("NANGO_DB_HOST", to_str, None, "Postgres host; when set, the NANGO_DB_* variables build the URL."),
@@ -160,8 +217,31 @@ VARIABLES: tuple[Var, ...] = (
     Var("TRUSTED_PROXIES", to_int, 0,
         "How many reverse proxies in front of the gateway set X-Forwarded-For (0: use the peer address)."),
     Var("WORKERS", to_positive_int, 1, "gunicorn worker processes per service."),
-    Var("THREADS", to_positive_int, 8, "Threads per gunicorn worker."),
+    Var("THREADS", to_positive_int, 8, "Threads per gunicorn worker of the thread-based processes (store, auth)."),
     Var("LOG_LEVEL", to_log_level, "info", "debug, info, warning or error."),
+    Var("WORKER_CONNECTIONS", to_positive_int, 1000,
+        "Concurrent requests per worker of the event-loop processes (gateway, proxy)."),
+    Var("EGRESS_SOURCE_IPS", to_ip_list, (),
+        "Comma-separated local addresses outbound calls leave from, in turn (default: the system's choice)."),
+    Var("EGRESS_PROXY_URL", to_proxy_url, None,
+        "Forward proxy (http://host:port) every outbound call goes through instead of connecting directly."),
+    Var("EGRESS_PUBLIC_IPS", to_ip_list, (),
+        "The public egress addresses customers allowlist, served at GET /egress-ips."),
+    Var("OUTBOUND_ALLOW_CIDRS", to_cidr_list, (),
+        "Comma-separated CIDRs outbound calls may reach although they are not public (e.g. 10.1.0.0/16)."),
+    Var("NANGO_PROXY_BASE_URL_OVERRIDE_ENABLED", to_bool, False,
+        "Accept the proxy's Base-Url-Override header (off by default: callers could aim credentials anywhere)."),
+    Var("PROXY_CONNECT_TIMEOUT", to_seconds, 10.0, "Seconds to open a connection to an upstream API."),
+    Var("PROXY_READ_TIMEOUT", to_seconds, 60.0, "Seconds an upstream API may stay silent while answering."),
+    Var("PROXY_TOTAL_TIMEOUT", to_seconds, 240.0,
+        "Seconds a whole proxied call may take, retries and body included (gateway waits 300)."),
+    Var("PROXY_MAX_RESPONSE_BYTES", to_bytes, 2 << 30, "Largest upstream answer passed on (bytes, or 10MB, 2GiB)."),
+    Var("PROXY_MAX_DECOMPRESSED_BYTES", to_bytes, 1 << 30, "Largest answer after decompression (Decompress: true)."),
+    Var("PROXY_MAX_REPLAY_BYTES", to_bytes, 1 << 20,
+        "Request bodies up to this size are kept so that retries and redirects can send them again."),
+    Var("PROXY_MAX_RETRIES", to_int, 10, "Upper bound of the Retries header."),
+    Var("PROXY_RETRY_BACKOFF", to_seconds, 1.0, "First wait of the exponential backoff between retries (seconds)."),
+    Var("EGRESS_POOL_MAXSIZE", to_positive_int, 256, "Idle connections kept per upstream address."),
 )
 BY_NAME = {var.name: var for var in VARIABLES}
 

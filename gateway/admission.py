@@ -21,40 +21,77 @@ def too_many(decision: Decision, message: str) -> ApiError:
     return error
 
 
+UNKNOWN = {
+    "secret": ("unknown_account", "The provided authorization header does not match any account."),
+    "public": ("invalid_public_key", "The provided public key does not match any environment."),
+    "connect_session": ("unknown_connect_session_token", "The connect session token is unknown or expired."),
+}
+
+
+def _slot(key: str, kind: str) -> str:
+    """The cache entry of a credential: a public key must never pass for a secret key."""
+    return key if kind == "secret" else f"{kind}:{key}"
+
+
 class Admission:
     def __init__(self, store: StoreClient, limiter: RateLimiter, cache: KeyCache):
         self.store = store
         self.limiter = limiter
         self.cache = cache
 
-    def _resolve(self, key: str, client_ip: str) -> Identity:
+    def _resolve(self, key: str, client_ip: str, kind: str = "secret") -> Identity:
         blocked = self.limiter.auth_blocked(client_ip)
         if blocked is not None:
             raise too_many(blocked, "Too many failed authentications from this address")
         epoch = self.cache.epoch
-        identity = self.store.resolve_key(key, "secret")
+        if kind == "connect_session":
+            identity = self.store.resolve_connect_session(key)
+        else:
+            identity = self.store.resolve_key(key, kind)
         if identity is None:
             self.limiter.auth_failed(client_ip)
-            raise authn.auth_error("unknown_account", "The provided authorization header does not match any account.")
-        self.cache.put(key, identity, epoch)
+            raise authn.auth_error(*UNKNOWN[kind])
+        if kind != "connect_session":  # never cached: a deleted session must stop working at once
+            self.cache.put(_slot(key, kind), identity, epoch)
         return identity
 
-    def admit(self, authorization: str | None, client_ip: str) -> tuple[Identity, Decision | None]:
-        """The caller's identity and its rate-limit decision; raises the 401/429/503 to answer."""
+    def admit_request(self, method: str, path: str, headers, args, client_ip: str):
+        """(identity or None, decision or None) for a public request, by what its route accepts."""
+        accepted = authn.policy(method, path)
+        if accepted == authn.OPEN:
+            return None, None
         try:
-            key = authn.key_from_header(authorization)
+            if accepted == authn.QUERY:
+                credential, kind = authn.credential_from_query(args)
+            else:
+                credential, kind = authn.credential_from_header(headers.get("Authorization"), accepted)
         except ApiError:
             self.limiter.auth_failed(client_ip)
             raise
-        identity = self.cache.get(key)
+        return self.admit(credential, client_ip, kind=kind)
+
+    def admit(self, authorization: str | None, client_ip: str, *, kind: str | None = None
+              ) -> tuple[Identity, Decision | None]:
+        """The caller's identity and its rate-limit decision; raises the 401/429/503 to answer.
+
+        `authorization` is the Authorization header, or (with `kind`) an already parsed credential."""
+        if kind is None:
+            try:
+                key, kind = authn.key_from_header(authorization), "secret"
+            except ApiError:
+                self.limiter.auth_failed(client_ip)
+                raise
+        else:
+            key = authorization or ""
+        identity = None if kind == "connect_session" else self.cache.get(_slot(key, kind))
         from_cache = identity is not None
         if identity is None:
-            identity = self._resolve(key, client_ip)
+            identity = self._resolve(key, client_ip, kind)
         decision, epoch = self.limiter.charge_with_epoch(identity.account_id, identity.rate_limit)
         if self.cache.observe(epoch) and from_cache:
             # Keys or plans changed somewhere since this identity was cached: check it again.
             try:
-                fresh = self._resolve(key, client_ip)
+                fresh = self._resolve(key, client_ip, kind)
             except ApiError:
                 self.limiter.refund(identity.account_id)
                 raise

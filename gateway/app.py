@@ -10,7 +10,7 @@ from common.httpapp import base_app, error_response, install_health
 from common.internal import ServiceClient, StoreClient
 from common.settings import Settings, load_settings
 from common.startup import StartupError
-from gateway import forwarding, routing
+from gateway import forwarding, routing, websockets
 from gateway.admission import Admission
 from gateway.keycache import KeyCache
 from gateway.ratelimit import RateLimiter
@@ -61,7 +61,8 @@ def service_clients(settings: Settings) -> dict[str, ServiceClient]:
     return {
         "store": StoreClient(settings.service_url("store"), key),
         "auth": ServiceClient(settings.service_url("auth"), key),
-        "proxy": ServiceClient(settings.service_url("proxy"), key, timeout=300),
+        # One pooled connection per proxied call in flight (gevent worker): none opened and dropped per call.
+        "proxy": ServiceClient(settings.service_url("proxy"), key, timeout=300, maxsize=settings.WORKER_CONNECTIONS),
     }
 
 
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.TRUSTED_PROXIES)
 
     install_cors(app)
+    hub = websockets.Hub(settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)
+    websockets.install(app, hub, settings.NANGO_SERVER_WEBSOCKETS_PATH)
     install_body_limit(app)
 
     @app.get("/health")
@@ -107,7 +110,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     install_health(app, lambda: service_states(clients))
 
-    @app.route("/<path:_path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    @app.route("/<path:_path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND",
+                                         "REPORT"])  # the last two: WebDAV calls the SDK proxies
     def route(_path: str):
         # "." and ".." segments are refused: the HTTP client removes them when forwarding, so
         # "/connections/../internal/..." would reach a service's internal routes with our secret.
@@ -121,8 +125,15 @@ def create_app(settings: Settings | None = None) -> Flask:
             # Refuse an oversized body here, before it is sent on: a service that answers 413 without
             # reading the body closes the connection, and the next request sent on it would fail.
             request.max_content_length = SERVICE_BODY_LIMIT
-        identity, decision = admission.admit(request.headers.get("Authorization"), request.remote_addr or "unknown")
+        try:
+            identity, decision = admission.admit_request(request.method, request.path, request.headers, request.args,
+                                                         request.remote_addr or "unknown")
+        except ApiError as error:
+            if error.status == 401 and request.path.startswith("/oauth/connect/"):
+                return websockets.refuse_popup(hub, error, request.path, request.args)
+            raise
         response = forwarding.forward(clients[service], identity, stream=service == "proxy")
+        hub.relay(response)
         if decision is not None:
             response.headers.update(decision.headers())
         if service == "store" and request.path.startswith("/environment/") and response.status_code < 400:

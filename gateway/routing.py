@@ -9,6 +9,14 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/connection", "store"),
     ("/providers", "store"),
     ("/environment-variables", "store"),
+    ("/environment", "store"),  # /environment/keys…, /environment/public-key/rotate (key lifecycle)
+    ("/connect", "auth"),  # connect sessions, the connect_link page
+    ("/oauth", "auth"),  # the popup flow: /oauth/connect/:key, /oauth/callback
+    ("/oauth2", "auth"),  # client credentials
+    ("/api-auth", "auth"),  # API key and basic capture
+    ("/auth", "auth"),
+    ("/proxy", "proxy"),  # proxied calls to provider APIs, streamed both ways
+    ("/egress-ips", "proxy"),  # the public egress addresses customers allowlist
 )
 
 

@@ -8,6 +8,7 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v psql >/dev/null || need+=(postgresql)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -25,12 +25,18 @@ def database_url(request, tmp_path):
         drop_postgres_database(url)
 
 
+@pytest.fixture(scope="module")
+def system_env() -> dict[str, str]:
+    """Extra environment variables of the `system` fixture; a module or folder may override it."""
+    return {}
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def system(request, tmp_path_factory):
+def system(request, tmp_path_factory, system_env):
     """The four real processes on loopback ports, over a fresh database of each backend (per module)."""
     tmp_dir = tmp_path_factory.mktemp(f"system-{request.param}")
     url = _database(request.param, tmp_dir)
-    running = make_system(tmp_dir, url).start()
+    running = make_system(tmp_dir, url, **system_env).start()
     yield running
     running.stop()
     if request.param == "postgres":

@@ -2,15 +2,23 @@
 
 Reads its settings from the environment exactly like the store process (same database, same
 keys), and opens the database the same way: it refuses a key that cannot read the data, and
-brings the schema up to date first. Errors are one line on stderr; bad input exits with 2.
+brings the schema up to date first. Errors are one line on stderr; bad input, and a request
+that cannot be done as given (unknown name, duplicate, last key), exit with 2.
 
+    accounts create NAME [--plan P] [--rate-limit N]   (dev and prod with their keys, printed once)
+    accounts set-plan NAME PLAN [--rate-limit N]       (applies within the current minute)
+    accounts list
     env-var set --env dev NAME VALUE     (VALUE `-` reads it from stdin, keeping it out of `ps`)
     env-var delete --env dev NAME
     env-var list --env dev               (names only: values are secrets)
     environments list
-    keys show --env dev                  (the environment's secret and public key)
+    keys show --env dev                  (the environment's default secret key and public key)
+    keys list|create|rotate|revoke --env dev [--name N]   (named secret keys; rotate --kind public)
+    webhook show --env dev | webhook set --env dev URL|--clear   (the auth webhook URL)
     encryption status                    (values per key id, to see a rotation through)
     encryption rotate                    (re-encrypt under NANGO_ENCRYPTION_KEY, online, in batches)
+
+Commands that take --env also take --account (default: the default account).
 """
 
 from __future__ import annotations
@@ -20,15 +28,16 @@ import sys
 from collections.abc import Callable
 
 from common.crypto import Cipher, DecryptionError
+from common.errors import ApiError
 from common.providers import Catalogue, CatalogueError
 from common.settings import SettingsError, load_settings
 from common.startup import StartupError
-from services.store import atrest, envvars, keys
+from services.store import accounts, admin_accounts, admin_webhooks, atrest, envvars
+from services.store.admin_accounts import environment
 from services.store.app import prepare_database
 from services.store.bootstrap import DEFAULT_ACCOUNT
 from services.store.context import StoreContext
 from services.store.migrations import write_transaction
-from services.store.models import Account, Environment
 
 PROG = "python -m services.store.admin"
 
@@ -47,15 +56,6 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {PROG} --help)")
 
 
-def environment(name: str) -> Environment:
-    env = (Environment.select().join(Account)
-           .where((Account.name == DEFAULT_ACCOUNT) & (Environment.name == name)).first())
-    if env is None:
-        known = ", ".join(e.name for e in Environment.select().order_by(Environment.id))
-        raise UsageError(f"unknown environment {name!r} (known: {known or 'none'})")
-    return env
-
-
 def read_value(given: str) -> str:
     if given != "-":
         return given
@@ -65,7 +65,7 @@ def read_value(given: str) -> str:
 
 
 def env_var_set(ctx: StoreContext, db, args) -> None:
-    env = environment(args.env)
+    env = environment(args.account, args.env)
     value = read_value(args.value)
     try:
         with write_transaction(db):
@@ -76,27 +76,20 @@ def env_var_set(ctx: StoreContext, db, args) -> None:
 
 
 def env_var_delete(ctx: StoreContext, db, args) -> None:
-    env = environment(args.env)
+    env = environment(args.account, args.env)
     if not envvars.delete(env.id, args.name):
         raise Failed(f"environment {env.name} has no variable {args.name}")
     print(f"deleted {args.name} from {env.name}")
 
 
 def env_var_list(ctx: StoreContext, db, args) -> None:
-    for name in envvars.names(environment(args.env).id):
+    for name in envvars.names(environment(args.account, args.env).id):
         print(name)
 
 
 def environments_list(ctx: StoreContext, db, args) -> None:
-    for env in Environment.select().join(Account).where(Account.name == DEFAULT_ACCOUNT).order_by(Environment.id):
-        print(env.name)
-
-
-def keys_show(ctx: StoreContext, db, args) -> None:
-    env = environment(args.env)
-    for kind in ("secret", "public"):
-        row = keys.live_key(env, kind)
-        print(f"{kind}_key: {keys.reveal(ctx.cipher, row) if row else '(none)'}")
+    for name in accounts.summary(accounts.find(args.account)).environments:
+        print(name)
 
 
 def encryption_status(ctx: StoreContext, db, args) -> None:
@@ -119,15 +112,18 @@ Command = Callable[[StoreContext, object, argparse.Namespace], None]
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Authport store administration.")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{env-var,environments,keys,encryption}")
+    groups = parser.add_subparsers(dest="group", required=True,
+                                   metavar="{accounts,env-var,environments,keys,webhook,encryption}")
 
     def command(group: argparse.ArgumentParser, name: str, run: Command, helptext: str, env: bool = False):
         sub = group.add_parser(name, help=helptext, description=helptext)
         sub.set_defaults(run=run)
         if env:
             sub.add_argument("--env", required=True, help="environment name, e.g. dev or prod")
+            sub.add_argument("--account", default=DEFAULT_ACCOUNT, help="account name (default: default)")
         return sub
 
+    admin_accounts.register(groups, command)
     env_var = groups.add_parser("env-var", help="environment variables").add_subparsers(dest="action", required=True)
     sub = command(env_var, "set", env_var_set, "set a variable (encrypted at rest)", env=True)
     sub.add_argument("name")
@@ -135,9 +131,11 @@ def build_parser() -> Parser:
     command(env_var, "delete", env_var_delete, "delete a variable", env=True).add_argument("name")
     command(env_var, "list", env_var_list, "list variable names (values are not shown)", env=True)
     envs = groups.add_parser("environments", help="environments").add_subparsers(dest="action", required=True)
-    command(envs, "list", environments_list, "list the default account's environments")
+    sub = command(envs, "list", environments_list, "list an account's environments")
+    sub.add_argument("--account", default=DEFAULT_ACCOUNT, help="account name (default: default)")
     key_cmds = groups.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
-    command(key_cmds, "show", keys_show, "print the environment's secret and public key", env=True)
+    admin_accounts.register_keys(key_cmds, command)
+    admin_webhooks.register(groups, command)
     enc = groups.add_parser("encryption", help="encryption at rest").add_subparsers(dest="action", required=True)
     command(enc, "status", encryption_status, "count stored secrets per key id")
     sub = command(enc, "rotate", encryption_rotate, "re-encrypt every stored secret under NANGO_ENCRYPTION_KEY")
@@ -160,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         run(argv)
     except (UsageError, SettingsError, StartupError, CatalogueError) as exc:
         print(f"authport admin: {exc}", file=sys.stderr)
+        return 2
+    except ApiError as exc:  # the request cannot be done as given: one line, the message only
+        print(f"authport admin: {exc.message}", file=sys.stderr)
         return 2
     except (Failed, DecryptionError) as exc:
         print(f"authport admin: {exc}", file=sys.stderr)

@@ -111,8 +111,15 @@ def create_app(settings: Settings | None = None) -> Flask:
             return {"database": f"error: {type(exc).__name__}"}
 
     install_health(app, ready)
-    from services.store import internal_views, views
+    from services.store import internal_views, key_views, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(key_views.bp)
     app.register_blueprint(internal_views.bp)
+    from services.store import flow_views
+
+    app.register_blueprint(flow_views.bp)
+    from services.store import webhook_views
+
+    app.register_blueprint(webhook_views.bp)
     return app

@@ -139,15 +139,20 @@ def _explicit_tags(conn: Connection) -> dict:
     return {k: v for k, v in (conn.tags or {}).items() if k not in generated}
 
 
-def get_for_read(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str):
-    """The live connection and its credentials, recording the read."""
+def get_for_read(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str, *,
+                 force_refresh: bool = False):
+    """The live connection and its credentials, recording the read and refreshing them first when
+    they expire within the provider's buffer (or when forced): the one path of every credential read."""
+    from services.store import refresh
+
     found = hotpath.touch_and_fetch(env_id, provider_config_key, connection_id)
     if found is None:
         if integrations_domain.find(env_id, provider_config_key) is None:
             raise unknown_provider_config()
         raise NotFound("Failed to find connection")
     conn, integration = found
-    return conn, integration, credentials_of(ctx, conn)
+    conn, credentials = refresh.ensure_fresh(ctx, conn, integration, credentials_of(ctx, conn), force=force_refresh)
+    return conn, integration, credentials
 
 
 def present_full(conn: Connection, integration: Integration, credentials: dict, *, include_refresh: bool,

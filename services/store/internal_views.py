@@ -1,11 +1,12 @@
-"""Routes only sibling services call (the gateway resolving a key)."""
+"""Routes only sibling services call (the gateway resolving a key, the proxy fetching credentials)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError
-from services.store import keys
+from common.httpapp import current_identity
+from services.store import keys, outbound
 from services.store.context import ctx
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
@@ -21,3 +22,21 @@ def resolve_key():
     if identity is None:
         return jsonify({"error": {"code": "unknown_key"}}), 404
     return jsonify({"identity": identity.to_dict()})
+
+
+@bp.get("/connections/credentials")
+def connection_credentials():
+    """Credentials, connection config and provider proxy settings of one connection (the proxy).
+
+    A GET with the names in the query: the proxy asks on every call, and a request without a body
+    is one write on the socket instead of two.
+    """
+    key, connection_id = request.args.get("provider_config_key"), request.args.get("connection_id")
+    if not key or not connection_id:
+        raise ApiError("provider_config_key and connection_id are required", code="invalid_query_params")
+    identity = current_identity()
+    if identity.key_kind != "secret":
+        raise ApiError("Proxied calls need the environment's secret key.", code="forbidden", status=403)
+    found = outbound.for_outbound_call(ctx(), identity.environment_id, key, connection_id,
+                                       force_refresh=request.args.get("force_refresh") == "true")
+    return jsonify({"connection": found})

@@ -74,9 +74,28 @@ V2 = """
 ALTER TABLE integrations ADD COLUMN app_private_key_enc TEXT;
 """
 
+# Connect sessions (the token is kept only as a keyed hash) and OAuth sessions (one per popup
+# flow, found by the hash of its `state`, consumed once; the PKCE verifier is encrypted).
+V3 = """
+CREATE TABLE connect_sessions (
+  id {pk}, uid TEXT NOT NULL UNIQUE, environment_id {fk} NOT NULL REFERENCES environments(id),
+  token_hash TEXT NOT NULL UNIQUE, end_user TEXT, organization TEXT, allowed_integrations TEXT,
+  integrations_config_defaults TEXT, overrides TEXT, webhook_url_override TEXT, tags TEXT,
+  reconnect_connection_id TEXT, reconnect_integration TEXT, created_at {ts} NOT NULL, expires_at {ts} NOT NULL);
+CREATE INDEX connect_sessions_expiry ON connect_sessions (expires_at);
+CREATE TABLE oauth_sessions (
+  id {pk}, uid TEXT NOT NULL UNIQUE, environment_id {fk} NOT NULL REFERENCES environments(id),
+  state_hash TEXT NOT NULL UNIQUE, provider_config_key TEXT NOT NULL, provider TEXT NOT NULL,
+  connection_id TEXT NOT NULL, connect_session_id {fk}, connection_config TEXT NOT NULL DEFAULT '{{}}',
+  secrets_enc TEXT NOT NULL, ws_client_id TEXT, redirect_uri TEXT NOT NULL, created_at {ts} NOT NULL,
+  expires_at {ts} NOT NULL);
+CREATE INDEX oauth_sessions_expiry ON oauth_sessions (expires_at);
+"""
+
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
+    (3, "connect sessions and OAuth sessions", _run_sql(V3)),
 ]
 
 

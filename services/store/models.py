@@ -151,6 +151,47 @@ class Meta(Base):
         table_name = "authport_meta"
 
 
+class ConnectSession(Base):
+    id = BigAutoField()
+    uid = TextField(unique=True)
+    environment = ForeignKeyField(Environment, column_name="environment_id")
+    token_hash = TextField(unique=True)
+    end_user = JSONField(null=True)
+    organization = JSONField(null=True)
+    allowed_integrations = JSONField(null=True)
+    integrations_config_defaults = JSONField(null=True)
+    overrides = JSONField(null=True)
+    webhook_url_override = TextField(null=True)
+    tags = JSONField(null=True)
+    reconnect_connection_id = TextField(null=True)
+    reconnect_integration = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+
+    class Meta:
+        table_name = "connect_sessions"
+
+
+class OAuthSession(Base):
+    id = BigAutoField()
+    uid = TextField(unique=True)
+    environment = ForeignKeyField(Environment, column_name="environment_id")
+    state_hash = TextField(unique=True)
+    provider_config_key = TextField()
+    provider = TextField()
+    connection_id = TextField()
+    connect_session_id = IntegerField(null=True)
+    connection_config = JSONField(default=dict)
+    secrets_enc = TextField()
+    ws_client_id = TextField(null=True)
+    redirect_uri = TextField()
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+
+    class Meta:
+        table_name = "oauth_sessions"
+
+
 # Every encrypted column: (model, column attribute). The associated data binds each value to
 # "<table>.<column>.<row uid>".
 ENCRYPTED_FIELDS = (
@@ -160,4 +201,5 @@ ENCRYPTED_FIELDS = (
     (Integration, "app_private_key_enc"),
     (Connection, "credentials_enc"),
     (EnvironmentVariable, "value_enc"),
+    (OAuthSession, "secrets_enc"),
 )

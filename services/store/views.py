@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, request
 from common.errors import ApiError, NotFound
 from common.httpapp import current_identity
 from common.validation import StrictQuery, json_body, query, uri_param, validate
-from services.store import connections, envvars, formatters, integrations
+from services.store import connections, envvars, flows, formatters, integrations
 from services.store.context import ctx
 from services.store.schemas import (
     CONNECTION_ID_PATTERN,
@@ -62,7 +62,11 @@ def require_secret_key() -> None:
 @bp.get("/integrations")
 def list_integrations():
     query(NoQuery, request.args)
-    return jsonify({"data": [integrations.present(ctx(), r) for r in integrations.list_all(env_id())]})
+    records = integrations.list_all(env_id())
+    if current_identity().key_kind == "connect_session":  # only what the session may connect
+        allowed = flows.get_session(current_identity().key_id).allowed_integrations
+        records = [r for r in records if allowed is None or r.unique_key in allowed]
+    return jsonify({"data": [integrations.present(ctx(), r) for r in records]})
 
 
 @bp.post("/integrations")
@@ -123,7 +127,8 @@ def get_connection(connection_id: str):
     connection_id = connection_key(connection_id)
     require_secret_key()
     q = query(ConnectionGetQuery, request.args)
-    conn, integration, creds = connections.get_for_read(ctx(), env_id(), q.provider_config_key, connection_id)
+    conn, integration, creds = connections.get_for_read(ctx(), env_id(), q.provider_config_key, connection_id,
+                                                        force_refresh=q.force_refresh)
     return jsonify(connections.present_full(conn, integration, creds, include_refresh=q.refresh_token,
                                             suffix="+00:00"))
 

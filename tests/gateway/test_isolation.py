@@ -36,7 +36,11 @@ ROUTES = [
     ("GET", "/environment-variables", None),
     ("GET", "/environment/keys", None),
     ("DELETE", "/environment/keys/default", None),
+    ("GET", "/proxy/user", None),
+    ("POST", "/proxy/repos/o/r/issues", {"title": "x"}),
 ]
+# Proxied calls name the connection in headers.
+PROXY_HEADERS = {"Connection-Id": "owned-conn", "Provider-Config-Key": "owned"}
 
 
 # List routes answer 200 with the caller's own (here: none of the owner's) records.
@@ -51,8 +55,14 @@ LISTS = {
 def call(system, key: str, method: str, path: str, body=None) -> requests.Response:
     with requests.Session() as http:
         http.trust_env = False
-        return http.request(method, system.url + path, json=body, timeout=30,
-                            headers={"Authorization": f"Bearer {key}"})
+        headers = {"Authorization": f"Bearer {key}", **(PROXY_HEADERS if path.startswith("/proxy") else {})}
+        return http.request(method, system.url + path, json=body, timeout=30, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def system_env() -> dict[str, str]:
+    # The matrix sends many refused keys from one address, and a few hundred requests a minute.
+    return {"AUTH_FAILURE_LIMIT": "100000", "DEFAULT_PLAN": "growth"}
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +82,13 @@ def world(system):
     _, other = new_account(system)
     shown = admin(system.env, "keys", "show", "--env", "dev").stdout
     public_key = next(line.split(": ")[1] for line in shown.splitlines() if line.startswith("public_key"))
+    session = call(system, owner, "POST", "/connect/sessions", {
+        "end_user": {"id": "isolation-user"}, "allowed_integrations": ["owned"]})
+    assert session.status_code == 201, session.text
     return {
         "owner": owner,
         "callers": {
+            "owner's connect session": session.json()["data"]["token"],
             "same account, prod": system.prod_key,
             "other account, dev": other[("dev", "secret")],
             "other account, prod": other[("prod", "secret")],
@@ -94,7 +108,7 @@ def owner_rows(system) -> dict:
 
 @pytest.mark.parametrize("method,path,body", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
 @pytest.mark.parametrize("caller", ["same account, prod", "other account, dev", "other account, prod",
-                                    "owner's public key"])
+                                    "owner's public key", "owner's connect session"])
 def test_no_caller_reaches_another_environment(system, world, caller, method, path, body):
     before = owner_rows(system)
     response = call(system, world["callers"][caller], method, path, body)
@@ -103,6 +117,12 @@ def test_no_caller_reaches_another_environment(system, world, caller, method, pa
         assert canary not in text
     if caller == "owner's public key":
         assert response.status_code == 401, text
+    elif caller == "owner's connect session":
+        # A session may list its allowed integrations (never their credentials), and nothing else.
+        if (method, path) == ("GET", "/integrations"):
+            assert response.status_code == 200 and [i["unique_key"] for i in response.json()["data"]] == ["owned"]
+        else:
+            assert response.status_code in (401, 403), text
     elif (method, path.split("?")[0]) in LISTS:
         assert response.status_code == 200, text
         assert not LISTS[(method, path.split("?")[0])](response.json()), text
@@ -112,7 +132,9 @@ def test_no_caller_reaches_another_environment(system, world, caller, method, pa
 
 
 def test_the_owner_still_sees_everything(system, world):
-    listed = call(system, world["owner"], "GET", "/connections").json()["connections"]
+    listed = call(system, world["owner"], "GET", "/connections").json()
+    assert "connections" in listed, listed
+    listed = listed["connections"]
     assert [c["connection_id"] for c in listed] == ["owned-conn"]
     got = call(system, world["owner"], "GET", "/connections/owned-conn?provider_config_key=owned").json()
     assert got["credentials"]["access_token"] == TOKEN

@@ -1,0 +1,18 @@
+"""The store asking auth to refresh a connection's credentials (the store holds the lock and saves)."""
+
+from __future__ import annotations
+
+from common.internal import ServiceClient
+from common.store_flows import relayed
+
+
+class RefreshClient(ServiceClient):
+    def refresh(self, *, provider: str, credentials: dict, connection_config: dict, client_id: str | None,
+                client_secret: str | None, scopes: str | None) -> dict:
+        """The new credentials; raises the provider's refusal as `refresh_token_external_error`."""
+        status, body = self.call("POST", "/internal/refresh", {
+            "provider": provider, "credentials": credentials, "connection_config": connection_config,
+            "client_id": client_id, "client_secret": client_secret, "scopes": scopes})
+        if status != 200:
+            raise relayed(status, body)
+        return body["credentials"]

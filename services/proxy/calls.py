@@ -1,0 +1,172 @@
+"""One proxied call, start to end: credentials from the store, the upstream request built, sent
+through the egress layer with retries under one deadline, and the answer streamed back.
+
+Every call leaves one operation record: a structured log line (`authport.proxy.operations`) with
+method, path (never the query), status, duration, attempts and egress address, and nothing of
+the credential or the bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from flask import Response
+
+from common.egress import Deadline, Egress, EgressResponse, OutboundRefused, UpstreamTimeout, UpstreamUnreachable
+from common.errors import ApiError
+from common.identity import Identity
+from common.internal import StoreClient
+from services.proxy import injection, retry
+from services.proxy.contract import ProxyCall
+
+operations = logging.getLogger("authport.proxy.operations")
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+              "transfer-encoding", "upgrade"}
+REFRESHABLE = {"OAUTH2", "OAUTH2_CC", "APP", "JWT", "TWO_STEP", "SIGNATURE", "BILL", "MCP_OAUTH2"}
+
+
+@dataclass
+class Record:
+    """What the operation record says about one call; logged once, when the call ends."""
+
+    identity: Identity
+    call: ProxyCall
+    method: str
+    started: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    status: int | None = None
+    egress: str | None = None
+    outcome: str = "ok"
+    bytes: int = 0
+
+    def log(self) -> None:
+        operations.info(json.dumps({
+            "operation": "proxy", "environment_id": self.identity.environment_id,
+            "provider_config_key": self.call.provider_config_key, "connection_id": self.call.connection_id,
+            "method": self.method, "path": self.call.endpoint, "status": self.status, "outcome": self.outcome,
+            "attempts": self.attempts, "egress": self.egress, "bytes": self.bytes,
+            "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
+        }, separators=(",", ":")))
+
+
+@dataclass
+class Body:
+    content: object  # bytes, a stream, or None
+    replayable: bool
+    framing: dict[str, str]
+
+
+class ProxyCalls:
+    def __init__(self, store: StoreClient, egress: Egress, settings):
+        self.store = store
+        self.egress = egress
+        self.settings = settings
+
+    def run(self, identity: Identity, call: ProxyCall, method: str, body: Body) -> Response:
+        record = Record(identity, call, method)
+        try:
+            answer = self._exchange(identity, call, method, body, record)
+            return self._relay(answer, call, record)
+        except OutboundRefused as refused:
+            # Nango's code and words for a destination its policy refuses; the reason goes to the log.
+            record.status, record.outcome = 400, f"outbound_refused: {refused.message}"
+            record.log()
+            raise ApiError("This outbound URL is not allowed by server configuration.",
+                           code="base_url_override_not_allowed", status=400) from None
+        except ApiError as error:
+            record.status, record.outcome = error.status, error.code
+            record.log()
+            raise
+
+    def _outbound(self, connection: dict, call: ProxyCall) -> injection.Outbound:
+        return injection.build(connection, call, provider_fields=connection.get("connection_config_schema") or {},
+                               override_enabled=self.settings.NANGO_PROXY_BASE_URL_OVERRIDE_ENABLED)
+
+    def _exchange(self, identity, call, method, body: Body, record: Record) -> EgressResponse:
+        connection = self.store.connection_credentials(identity, call.provider_config_key, call.connection_id)
+        outbound = self._outbound(connection, call)
+        deadline = Deadline(self.settings.PROXY_TOTAL_TIMEOUT)
+        provider_retry = (connection.get("proxy") or {}).get("retry") or {}
+        refreshed = False
+        while True:
+            record.attempts += 1
+            more = body.replayable and record.attempts <= call.retries
+            try:
+                answer = self._send(method, outbound, call, body, deadline)
+            except (UpstreamUnreachable, UpstreamTimeout):
+                if not more or not self._pause(None, record.attempts, provider_retry, deadline):
+                    raise
+                continue
+            record.egress, record.status = answer.egress_address, answer.status
+            if answer.status == 401 and not refreshed and body.replayable:
+                refreshed = True
+                fresh = self._refresh(identity, call, connection)
+                if fresh is not None:
+                    answer.discard()
+                    connection, outbound = fresh, self._outbound(fresh, call)
+                    continue
+            if more and retry.retryable_status(answer.status, answer.headers, call.retry_on, provider_retry):
+                if self._pause(answer.headers, record.attempts, provider_retry, deadline):
+                    answer.discard()
+                    continue
+            return answer
+
+    def _refresh(self, identity: Identity, call: ProxyCall, connection: dict) -> dict | None:
+        """After a 401: the connection with freshly refreshed credentials, or None if none came."""
+        if connection.get("auth_mode") not in REFRESHABLE:
+            return None
+        fresh = self.store.connection_credentials(identity, call.provider_config_key, call.connection_id,
+                                                  force_refresh=True)
+        return fresh if fresh.get("refreshed") else None
+
+    def _send(self, method: str, outbound: injection.Outbound, call: ProxyCall, body: Body,
+              deadline: Deadline) -> EgressResponse:
+        protected = set(outbound.protected_headers)
+        if not call.forward_headers_on_redirect:
+            protected |= {name.lower() for name in call.headers}
+        return self.egress.send(
+            method, outbound.url, headers={**outbound.headers, **body.framing}, body=body.content,
+            deadline=deadline, max_redirects=5 if call.follow_redirects else 0,
+            protected_headers=protected, protected_query=outbound.protected_query)
+
+    def _pause(self, headers, attempt: int, provider_retry: dict, deadline: Deadline) -> bool:
+        """Sleep before the next attempt; False when the wait would overrun the deadline."""
+        wait = retry.wait_before_retry(headers, attempt, provider_retry, self.settings.PROXY_RETRY_BACKOFF)
+        if wait >= deadline.remaining():
+            return False
+        time.sleep(wait)
+        return True
+
+    def _relay(self, answer: EgressResponse, call: ProxyCall, record: Record) -> Response:
+        """The upstream answer as the caller's response; errors up to the first chunk are JSON."""
+        answer.check_declared_size()
+        inflating = answer.inflater(call.decompress) is not None
+        chunks = answer.stream(call.decompress)
+        first = next(chunks, b"")
+        dropped = HOP_BY_HOP | ({"content-encoding", "content-length"} if inflating else set())
+        headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in dropped]
+
+        def body():
+            record.bytes = len(first)
+            try:
+                yield first
+                for chunk in chunks:
+                    record.bytes += len(chunk)
+                    yield chunk
+            except ApiError as error:
+                record.outcome = error.code  # the caller sees the stream cut short
+                raise
+            except GeneratorExit:
+                record.outcome = "caller_left"
+                raise
+            finally:
+                chunks.close()
+                record.log()
+
+        response = Response(body(), status=answer.status, headers=headers)
+        if "content-type" not in {k.lower() for k, _ in headers}:
+            del response.headers["Content-Type"]
+        return response

@@ -1,0 +1,60 @@
+"""What the proxy needs to call a provider for one connection: its credentials, its connection
+config and the provider's proxy settings. Credentials leave the store only this way, decrypted,
+over the internal network to the proxy."""
+
+from __future__ import annotations
+
+from common.errors import ApiError
+from services.store import connections, hotpath
+from services.store import integrations as integrations_domain
+from services.store.context import StoreContext
+from services.store.models import Connection, Integration
+
+
+def missing_connection() -> ApiError:
+    # What Nango answers when the proxy is given an unknown or deleted connection (transcript B12).
+    return ApiError("Failed to get connection", code="server_error", status=400)
+
+
+def fresh_credentials(ctx: StoreContext, conn: Connection, integration: Integration, credentials: dict, *,
+                      force: bool) -> tuple[dict, bool]:
+    """(credentials to use now, whether they were just refreshed).
+
+    When the token expires within the provider's buffer, or `force` is set (the provider answered
+    401), the one refresh path of every credential read (`services.store.refresh`) takes the
+    connection's lock, asks auth to refresh and saves the result.
+    """
+    from services.store import refresh
+
+    try:
+        _, fresh = refresh.ensure_fresh(ctx, conn, integration, credentials, force=force)
+    except ApiError:
+        if force:  # a retry after the provider's 401: that 401 answers the caller, not this failure
+            return credentials, False
+        raise
+    return fresh, fresh is not credentials
+
+
+def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str, *,
+                      force_refresh: bool = False) -> dict:
+    """The live connection's credentials and config with its provider's auth mode and proxy settings."""
+    found = hotpath.touch_and_fetch(env_id, provider_config_key, connection_id)
+    if found is None:
+        if integrations_domain.find(env_id, provider_config_key) is None:
+            raise ApiError("Provider does not exists", code="unknown_provider_config", status=404)
+        raise missing_connection()
+    conn, integration = found
+    credentials = connections.credentials_of(ctx, conn)
+    credentials, refreshed = fresh_credentials(ctx, conn, integration, credentials, force=force_refresh)
+    provider = ctx.catalogue.get(integration.provider) or {}
+    return {
+        "connection_id": conn.connection_id,
+        "provider_config_key": integration.unique_key,
+        "provider": integration.provider,
+        "auth_mode": provider.get("auth_mode", conn.credentials_type),
+        "credentials": credentials,
+        "connection_config": conn.connection_config or {},
+        "proxy": provider.get("proxy") or {},
+        "connection_config_schema": provider.get("connection_config") or {},
+        "refreshed": refreshed,
+    }

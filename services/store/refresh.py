@@ -1,0 +1,112 @@
+"""Refresh-if-needed on every credential read (`GET /connections/:id`, the proxy's credentials).
+
+The store decides and saves; auth performs the exchange with the provider. Under the
+connection's lock (`locks.connection_lock`), the row is read again and used as it is when another
+caller refreshed it meanwhile, so concurrent readers on any number of processes cause one call
+to the token endpoint. A failure is recorded and answered with 424 `connection_refresh_backoff`
+for the next 30 seconds; repeated failures (one counted per day, as Nango does) mark the
+connection exhausted, and only a forced refresh or a new import tries again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from common.errors import ApiError
+from common.refresh_client import RefreshClient
+from services.store import formatters, locks, webhooks
+from services.store.connections import credentials_of, parse_expiry
+from services.store.context import StoreContext
+from services.store.models import Connection, Integration, utcnow
+
+log = logging.getLogger("authport.store.refresh")
+DEFAULT_BUFFER = timedelta(minutes=15)
+BACKOFF = timedelta(seconds=30)
+EXHAUSTED_AFTER = 4
+LOCK_WAIT = 20.0
+# A forced refresh is satisfied by one that succeeded this recently: callers that force together
+# (queued behind each other in the workers) share one call to the token endpoint.
+FORCE_SHARED = timedelta(seconds=5)
+REFRESHABLE = ("OAUTH2", "OAUTH2_CC")
+_clients: dict[str, RefreshClient] = {}
+
+
+def _auth(ctx: StoreContext) -> RefreshClient:
+    url = ctx.settings.service_url("auth")
+    if url not in _clients:
+        _clients[url] = RefreshClient(url, ctx.settings.INTERNAL_API_KEY, timeout=60)
+    return _clients[url]
+
+
+def expiring(conn: Connection, provider: dict | None) -> bool:
+    if conn.expires_at is None:
+        return False
+    buffer = (provider or {}).get("token_expiration_buffer")
+    return conn.expires_at - utcnow() < (timedelta(seconds=int(buffer)) if buffer else DEFAULT_BUFFER)
+
+
+def _refused(conn: Connection, integration, code: str, message: str, status: int) -> ApiError:
+    shown = formatters.connection_full(conn, integration.unique_key, integration.provider, {}, "+00:00")
+    return ApiError(message, code=code, status=status, payload={"connection": shown})
+
+
+def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: dict, *, force: bool):
+    """(connection, credentials), refreshed first when they expire soon or `force` asks for it."""
+    if conn.credentials_type not in REFRESHABLE:
+        return conn, credentials
+    provider = ctx.catalogue.get(integration.provider)
+    if not force:
+        if conn.refresh_exhausted:
+            raise _refused(conn, integration, "connection_refresh_exhausted",
+                           "Refreshing this connection failed repeatedly; re-authorize it.", 424)
+        if conn.last_refresh_failure and utcnow() - conn.last_refresh_failure < BACKOFF:
+            raise _refused(conn, integration, "connection_refresh_backoff",
+                           "A recent refresh attempt failed. Backing off before retrying.", 424)
+        if not expiring(conn, provider):
+            return conn, credentials
+    if conn.credentials_type == "OAUTH2" and not credentials.get("refresh_token"):
+        return conn, credentials  # nothing to refresh with: the token is used as it is
+    asked_at = utcnow()
+    with locks.connection_lock(conn.id, redis_url=ctx.settings.NANGO_REDIS_URL, prefix=ctx.settings.REDIS_KEY_PREFIX,
+                               wait=LOCK_WAIT) as acquired:
+        current = Connection.get_or_none((Connection.id == conn.id) & Connection.deleted_at.is_null()) or conn
+        current.last_fetched_at = conn.last_fetched_at
+        fresh = credentials_of(ctx, current)
+        since = asked_at - FORCE_SHARED if force else asked_at
+        done_meanwhile = current.last_refresh_success is not None and current.last_refresh_success >= since
+        if not acquired or done_meanwhile or not (force or expiring(current, provider)):
+            return current, fresh
+        return _refresh(ctx, current, integration, fresh)
+
+
+def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict):
+    record = Integration.get_by_id(conn.integration_id)
+    secret = (ctx.cipher.decrypt(record.client_secret_enc, "integrations", "client_secret_enc", record.uid)
+              if record.client_secret_enc else None)
+    now = utcnow()
+    try:
+        new = _auth(ctx).refresh(provider=record.provider, credentials=credentials,
+                                 connection_config=conn.connection_config or {}, client_id=record.client_id,
+                                 client_secret=secret, scopes=record.scopes)
+    except ApiError as exc:
+        counted = conn.last_refresh_failure is None or conn.last_refresh_failure.date() != now.date()
+        conn.refresh_attempts += 1 if counted else 0
+        conn.refresh_exhausted = conn.refresh_attempts >= EXHAUSTED_AFTER
+        conn.last_refresh_failure = now
+        Connection.update(last_refresh_failure=now, refresh_attempts=conn.refresh_attempts,
+                          refresh_exhausted=conn.refresh_exhausted).where(Connection.id == conn.id).execute()
+        log.warning("refresh failed connection=%s code=%s attempts=%d", conn.uid, exc.code, conn.refresh_attempts)
+        webhooks.refresh_failed(ctx, conn, record, exc)
+        raise _refused(conn, integration, "invalid_credentials", "The external API returned an error when trying "
+                       "to refresh the access token. Please try again later.", 400) from None
+    conn.expires_at = parse_expiry(new.get("expires_at"))
+    conn.credentials_enc = ctx.cipher.encrypt(json.dumps(new), "connections", "credentials_enc", conn.uid)
+    conn.last_refresh_success, conn.last_refresh_failure = now, None
+    conn.refresh_attempts, conn.refresh_exhausted, conn.updated_at = 0, False, now
+    Connection.update(credentials_enc=conn.credentials_enc, expires_at=conn.expires_at, last_refresh_success=now,
+                      last_refresh_failure=None, refresh_attempts=0, refresh_exhausted=False,
+                      updated_at=now).where(Connection.id == conn.id).execute()
+    log.info("refreshed connection=%s", conn.uid)
+    return conn, new

@@ -1,0 +1,86 @@
+"""The environment's auth webhook settings and what each auth webhook reports (no Flask here).
+
+The webhook URL is stored on the environment (`environments.webhook_url`); a connection's
+`webhook_url_override` replaces it. The signing key is the environment's default secret key, as
+in Nango's older environments: rotating that key rotates the signing key with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from common.errors import ApiError, field_error
+from common.internal import ServiceClient
+from services.store import keys
+from services.store.context import StoreContext
+from services.store.models import Connection, Environment
+
+log = logging.getLogger("authport.store.webhooks")
+MAX_URL = 2048
+NOTIFY_TIMEOUT = 5.0  # auth only queues the delivery: it answers at once
+_clients: dict[str, ServiceClient] = {}
+
+
+def check_url(url: object) -> str | None:
+    """The URL to store (None clears it); ApiError `invalid_body` when it is not an http(s) URL."""
+    if url is None:
+        return None
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname or len(url) > MAX_URL
+            or any(c.isspace() for c in url)):
+        message = f"url must be an http(s) URL of at most {MAX_URL} characters, or null"
+        raise ApiError(message, code="invalid_body", errors=[field_error(["url"], message)])
+    return url
+
+
+def set_url(env: Environment, url: str | None) -> None:
+    Environment.update(webhook_url=check_url(url)).where(Environment.id == env.id).execute()
+    env.webhook_url = url
+
+
+def signing_key(ctx: StoreContext, env: Environment | int) -> str | None:
+    key = keys.live_key(env, "secret")
+    return keys.reveal(ctx.cipher, key) if key is not None else None
+
+
+def end_user_of(conn: Connection) -> dict | None:
+    """Nango's `endUser` of a webhook: the connect session's end user and organization."""
+    end_user = conn.end_user or {}
+    if not end_user.get("id"):
+        return None
+    shown = {"endUserId": end_user["id"], "endUserEmail": end_user.get("email"),
+             "organizationId": (end_user.get("organization") or {}).get("id"), "tags": end_user.get("tags")}
+    return {k: v for k, v in shown.items() if v is not None}
+
+
+def report(ctx: StoreContext, conn: Connection, integration, env: Environment) -> dict:
+    """What auth needs to send an auth webhook about `conn` (the signing key only when there is a URL)."""
+    url = conn.webhook_url_override or env.webhook_url
+    return {"connection_id": conn.connection_id, "provider_config_key": integration.unique_key,
+            "provider": integration.provider, "auth_mode": conn.credentials_type, "environment": env.name,
+            "tags": conn.tags or {}, "end_user": end_user_of(conn), "webhook_url": url,
+            "webhook_signing_key": signing_key(ctx, env) if url else None}
+
+
+def _auth(ctx: StoreContext) -> ServiceClient:
+    url = ctx.settings.service_url("auth")
+    if url not in _clients:
+        _clients[url] = ServiceClient(url, ctx.settings.INTERNAL_API_KEY, timeout=NOTIFY_TIMEOUT, maxsize=8)
+    return _clients[url]
+
+
+def refresh_failed(ctx: StoreContext, conn: Connection, integration, error: ApiError) -> None:
+    """Ask auth to send the `refresh` failure webhook; never raises (the caller's answer comes first)."""
+    try:
+        env = Environment.get_by_id(conn.environment_id)
+        what = report(ctx, conn, integration, env)
+        if not what["webhook_url"]:
+            return
+        what["operation"], what["success"] = "refresh", False
+        what["error"] = {"type": error.code, "description": error.message}
+        status, _ = _auth(ctx).call("POST", "/internal/webhooks/auth", what)
+        if status >= 300:
+            log.warning("auth refused the refresh webhook of connection=%s status=%d", conn.uid, status)
+    except Exception as exc:  # noqa: BLE001 - a webhook must never fail the credential read
+        log.warning("refresh webhook of connection=%s not queued: %s", conn.uid, type(exc).__name__)
