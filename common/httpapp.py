@@ -112,6 +112,8 @@ def quiet_request_lines() -> None:
 def base_app(name: str) -> Flask:
     quiet_request_lines()
     app = Flask(name)
+    # Never answer with a redirect: werkzeug's `//` → 308 would put an internal URL in Location.
+    app.url_map.merge_slashes = False
     app.json.sort_keys = False
     app.json.compact = True
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from common.internal import ServiceClient
-from common.store_flows import relayed
+from common.internal import ServiceClient, error_from
 
 
 class RefreshClient(ServiceClient):
@@ -14,5 +13,5 @@ class RefreshClient(ServiceClient):
             "provider": provider, "credentials": credentials, "connection_config": connection_config,
             "client_id": client_id, "client_secret": client_secret, "scopes": scopes})
         if status != 200:
-            raise relayed(status, body)
+            raise error_from(status, body)
         return body["credentials"]

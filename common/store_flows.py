@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.errors import ApiError
-from common.internal import ServiceClient
-
-
-def relayed(status: int, body: Any) -> ApiError:
-    """The store's error answer as an ApiError carrying the same status, code, message and issues."""
-    error = (body or {}).get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return ApiError(f"The store answered with status {status}", code="server_error", status=502)
-    return ApiError(error.get("message"), code=error.get("code", "server_error"), status=status,
-                    errors=error.get("errors"), payload=error.get("payload"))
+from common.internal import ServiceClient, error_from
 
 
 class FlowStore(ServiceClient):
     def _call(self, method: str, path: str, payload: Any = None) -> Any:
         status, body = self.call(method, path, payload)
         if status >= 400:
-            raise relayed(status, body)
+            raise error_from(status, body)
         return body
 
     def create_connect_session(self, environment_id: int, session: dict) -> dict:

@@ -19,6 +19,7 @@ from common.settings import Settings, load_settings
 from common.startup import StartupError
 from services.proxy import contract
 from services.proxy.calls import Body, ProxyCalls
+from services.proxy.credentials import CredentialCache
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND", "REPORT"]
 
@@ -59,7 +60,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
     check_source_addresses(settings)
     store = StoreClient(settings.service_url("store"), settings.INTERNAL_API_KEY, maxsize=256)
-    calls = ProxyCalls(store, Egress(EgressConfig.from_settings(settings)), settings)
+    credentials = CredentialCache(store, settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)
+    calls = ProxyCalls(store, Egress(EgressConfig.from_settings(settings)), settings, credentials)
     app = base_app("authport.proxy")
     app.config["MAX_CONTENT_LENGTH"] = None  # bodies stream through; nothing is held whole
     # "//" in an endpoint must reach the path check, not become a redirect whose Location names

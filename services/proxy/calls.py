@@ -21,6 +21,7 @@ from common.identity import Identity
 from common.internal import StoreClient
 from services.proxy import injection, retry
 from services.proxy.contract import ProxyCall
+from services.proxy.credentials import CredentialCache
 
 operations = logging.getLogger("authport.proxy.operations")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
@@ -43,6 +44,8 @@ class Record:
     bytes: int = 0
 
     def log(self) -> None:
+        if not operations.isEnabledFor(logging.INFO):
+            return  # LOG_LEVEL above info: skip building the line
         operations.info(json.dumps({
             "operation": "proxy", "environment_id": self.identity.environment_id,
             "provider_config_key": self.call.provider_config_key, "connection_id": self.call.connection_id,
@@ -60,10 +63,11 @@ class Body:
 
 
 class ProxyCalls:
-    def __init__(self, store: StoreClient, egress: Egress, settings):
+    def __init__(self, store: StoreClient, egress: Egress, settings, credentials: CredentialCache | None = None):
         self.store = store
         self.egress = egress
         self.settings = settings
+        self.credentials = credentials or CredentialCache(store, None)
 
     def run(self, identity: Identity, call: ProxyCall, method: str, body: Body) -> Response:
         record = Record(identity, call, method)
@@ -86,7 +90,7 @@ class ProxyCalls:
                                override_enabled=self.settings.NANGO_PROXY_BASE_URL_OVERRIDE_ENABLED)
 
     def _exchange(self, identity, call, method, body: Body, record: Record) -> EgressResponse:
-        connection = self.store.connection_credentials(identity, call.provider_config_key, call.connection_id)
+        connection = self.credentials.get(identity, call.provider_config_key, call.connection_id)
         outbound = self._outbound(connection, call)
         deadline = Deadline(self.settings.PROXY_TOTAL_TIMEOUT)
         provider_retry = (connection.get("proxy") or {}).get("retry") or {}
@@ -118,6 +122,7 @@ class ProxyCalls:
         """After a 401: the connection with freshly refreshed credentials, or None if none came."""
         if connection.get("auth_mode") not in REFRESHABLE:
             return None
+        self.credentials.forget(identity, call.provider_config_key, call.connection_id)
         fresh = self.store.connection_credentials(identity, call.provider_config_key, call.connection_id,
                                                   force_refresh=True)
         return fresh if fresh.get("refreshed") else None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from peewee import IntegrityError
 
 from common.errors import ApiError, NotFound, field_error
-from services.store import formatters, hotpath
+from services.store import formatters, hotpath, notify
 from services.store import integrations as integrations_domain
 from services.store.context import StoreContext
 from services.store.db import database
@@ -122,6 +122,7 @@ def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) ->
         conn.created_at = raced[0].created_at
         conn.credentials_enc = ctx.cipher.encrypt(json.dumps(credentials), "connections", "credentials_enc", conn.uid)
         conn.save()
+    notify.connection_changed(ctx.settings, env_id, body.provider_config_key, connection_id)
     return conn, integration
 
 

@@ -92,10 +92,19 @@ CREATE TABLE oauth_sessions (
 CREATE INDEX oauth_sessions_expiry ON oauth_sessions (expires_at);
 """
 
+V4 = """
+CREATE TABLE operations (
+  id {pk}, environment_id {fk} NOT NULL REFERENCES environments(id), kind TEXT NOT NULL,
+  provider_config_key TEXT, connection_id TEXT, success {bool} NOT NULL, error_code TEXT,
+  detail TEXT NOT NULL DEFAULT '{{}}', created_at {ts} NOT NULL);
+CREATE INDEX operations_env_created ON operations (environment_id, created_at);
+"""
+
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
     (3, "connect sessions and OAuth sessions", _run_sql(V3)),
+    (4, "operation records", _run_sql(V4)),
 ]
 
 

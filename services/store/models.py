@@ -143,6 +143,23 @@ class EnvironmentVariable(Base):
         table_name = "environment_variables"
 
 
+class Operation(Base):
+    """One recorded operation (a token refresh…): what happened, never a secret."""
+
+    id = BigAutoField()
+    environment = ForeignKeyField(Environment, column_name="environment_id")
+    kind = TextField()
+    provider_config_key = TextField(null=True)
+    connection_id = TextField(null=True)
+    success = BooleanField()
+    error_code = TextField(null=True)
+    detail = JSONField(default=dict)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "operations"
+
+
 class Meta(Base):
     name = TextField(primary_key=True)
     value = TextField()

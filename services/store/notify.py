@@ -14,9 +14,11 @@ bounds how long a stale entry can live.
 from __future__ import annotations
 
 import logging
+import os
 
 import redis
 
+from common.credential_versions import VERSION_LIFETIME, epoch_key, version_key
 from common.settings import Settings
 
 log = logging.getLogger("authport.store.notify")
@@ -47,3 +49,46 @@ class KeysEpoch:
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
+
+
+class ConnectionVersions:
+    """Tell every proxy process that a connection's cached credentials are stale
+    (common/credential_versions.py). Without Redis there is nothing to tell: a proxy without
+    Redis does not cache. A Redis failure is logged; the proxies' entries live 30 s at most."""
+
+    def __init__(self, redis_url: str | None, prefix: str = "authport"):
+        self.prefix = prefix
+        self.client = (redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+                       if redis_url else None)
+
+    def bump(self, environment_id: int | None = None, provider_config_key: str | None = None,
+             connection_ids: list[str] | tuple[str, ...] = ()) -> None:
+        """One connection (or several of one integration) changed; without names, possibly all."""
+        if self.client is None:
+            return
+        try:
+            if not connection_ids:
+                self.client.incr(epoch_key(self.prefix))
+                return
+            pipe = self.client.pipeline(transaction=False)
+            for connection_id in connection_ids:
+                pipe.set(version_key(self.prefix, environment_id, provider_config_key, connection_id),
+                         os.urandom(8).hex(), ex=VERSION_LIFETIME)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.error("could not announce a connection change to the proxies (%s: Redis unreachable); "
+                      "their cached credentials expire within 30 seconds", type(exc).__name__)
+
+
+_versions: dict[tuple[str | None, str], ConnectionVersions] = {}
+
+
+def connection_changed(settings: Settings, environment_id: int | None = None, provider_config_key: str | None = None,
+                       *connection_ids: str) -> None:
+    """THE call after every committed write that changes what `outbound.for_outbound_call` returns:
+    with names, those connections; without, every connection (an integration-wide change)."""
+    slot = (settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)
+    versions = _versions.get(slot)
+    if versions is None:
+        versions = _versions.setdefault(slot, ConnectionVersions(*slot))
+    versions.bump(environment_id, provider_config_key, connection_ids)

@@ -17,8 +17,8 @@ def missing_connection() -> ApiError:
 
 
 def fresh_credentials(ctx: StoreContext, conn: Connection, integration: Integration, credentials: dict, *,
-                      force: bool) -> tuple[dict, bool]:
-    """(credentials to use now, whether they were just refreshed).
+                      force: bool) -> tuple[dict, bool, Connection]:
+    """(credentials to use now, whether they were just refreshed, the connection row they came from).
 
     When the token expires within the provider's buffer, or `force` is set (the provider answered
     401), the one refresh path of every credential read (`services.store.refresh`) takes the
@@ -27,12 +27,12 @@ def fresh_credentials(ctx: StoreContext, conn: Connection, integration: Integrat
     from services.store import refresh
 
     try:
-        _, fresh = refresh.ensure_fresh(ctx, conn, integration, credentials, force=force)
+        current, fresh = refresh.ensure_fresh(ctx, conn, integration, credentials, force=force)
     except ApiError:
         if force:  # a retry after the provider's 401: that 401 answers the caller, not this failure
-            return credentials, False
+            return credentials, False, conn
         raise
-    return fresh, fresh is not credentials
+    return fresh, fresh is not credentials, current
 
 
 def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str, *,
@@ -45,8 +45,9 @@ def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, 
         raise missing_connection()
     conn, integration = found
     credentials = connections.credentials_of(ctx, conn)
-    credentials, refreshed = fresh_credentials(ctx, conn, integration, credentials, force=force_refresh)
+    credentials, refreshed, conn = fresh_credentials(ctx, conn, integration, credentials, force=force_refresh)
     provider = ctx.catalogue.get(integration.provider) or {}
+    from services.store import refresh
     return {
         "connection_id": conn.connection_id,
         "provider_config_key": integration.unique_key,
@@ -57,4 +58,6 @@ def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, 
         "proxy": provider.get("proxy") or {},
         "connection_config_schema": provider.get("connection_config") or {},
         "refreshed": refreshed,
+        # The proxy's cache (services/proxy/credentials.py) asks again before this many seconds.
+        "fresh_for": refresh.seconds_fresh(conn, provider),
     }

@@ -16,10 +16,10 @@ from datetime import timedelta
 
 from common.errors import ApiError
 from common.refresh_client import RefreshClient
-from services.store import formatters, locks, webhooks
+from services.store import formatters, locks, notify, webhooks
 from services.store.connections import credentials_of, parse_expiry
 from services.store.context import StoreContext
-from services.store.models import Connection, Integration, utcnow
+from services.store.models import Connection, Integration, Operation, utcnow
 
 log = logging.getLogger("authport.store.refresh")
 DEFAULT_BUFFER = timedelta(minutes=15)
@@ -45,6 +45,16 @@ def expiring(conn: Connection, provider: dict | None) -> bool:
         return False
     buffer = (provider or {}).get("token_expiration_buffer")
     return conn.expires_at - utcnow() < (timedelta(seconds=int(buffer)) if buffer else DEFAULT_BUFFER)
+
+
+def seconds_fresh(conn: Connection, provider: dict | None) -> float | None:
+    """How long these credentials may be used without asking the store again (None: no limit):
+    until the token enters the provider's refresh buffer, when a read would refresh it."""
+    if conn.credentials_type not in REFRESHABLE or conn.expires_at is None:
+        return None
+    buffer = (provider or {}).get("token_expiration_buffer")
+    until = conn.expires_at - (timedelta(seconds=int(buffer)) if buffer else DEFAULT_BUFFER)
+    return max(0.0, (until - utcnow()).total_seconds())
 
 
 def _refused(conn: Connection, integration, code: str, message: str, status: int) -> ApiError:
@@ -97,7 +107,9 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
         conn.last_refresh_failure = now
         Connection.update(last_refresh_failure=now, refresh_attempts=conn.refresh_attempts,
                           refresh_exhausted=conn.refresh_exhausted).where(Connection.id == conn.id).execute()
+        _changed(ctx, conn, integration)  # reads now answer 424 until the backoff ends
         log.warning("refresh failed connection=%s code=%s attempts=%d", conn.uid, exc.code, conn.refresh_attempts)
+        _record(conn, integration, now, error_code=exc.code)
         webhooks.refresh_failed(ctx, conn, record, exc)
         raise _refused(conn, integration, "invalid_credentials", "The external API returned an error when trying "
                        "to refresh the access token. Please try again later.", 400) from None
@@ -108,5 +120,19 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
     Connection.update(credentials_enc=conn.credentials_enc, expires_at=conn.expires_at, last_refresh_success=now,
                       last_refresh_failure=None, refresh_attempts=0, refresh_exhausted=False,
                       updated_at=now).where(Connection.id == conn.id).execute()
+    _changed(ctx, conn, integration)
+    _record(conn, integration, now)
     log.info("refreshed connection=%s", conn.uid)
     return conn, new
+
+
+def _record(conn: Connection, integration, started, error_code: str | None = None) -> None:
+    """Keep a record of this refresh: when, for which connection, and how it ended."""
+    Operation.create(environment=conn.environment_id, kind="refresh", provider_config_key=integration.unique_key,
+                     connection_id=conn.connection_id, success=error_code is None, error_code=error_code,
+                     detail={"duration_ms": round((utcnow() - started).total_seconds() * 1000),
+                             "attempts": conn.refresh_attempts, "exhausted": bool(conn.refresh_exhausted)})
+
+
+def _changed(ctx: StoreContext, conn: Connection, integration) -> None:
+    notify.connection_changed(ctx.settings, conn.environment_id, integration.unique_key, conn.connection_id)

@@ -140,6 +140,8 @@ class OAuth1Import(Strict):
     type: Literal["OAUTH1"]
     oauth_token: Secret
     oauth_token_secret: Secret
+    config_override: dict[str, str] | None = None
+    raw: JsonObject | None = None
 
 
 class ApiKeyImport(Strict):

@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, request
 from common.errors import ApiError, NotFound
 from common.httpapp import current_identity
 from common.validation import StrictQuery, json_body, query, uri_param, validate
-from services.store import connections, envvars, flows, formatters, integrations
+from services.store import connections, envvars, flows, formatters, integrations, notify
 from services.store.context import ctx
 from services.store.schemas import (
     CONNECTION_ID_PATTERN,
@@ -92,7 +92,9 @@ def update_integration(unique_key: str):
     unique_key = integration_key(unique_key)
     require_secret_key()
     body = validate(IntegrationUpdate, json_body(request))
-    return jsonify({"data": integrations.present(ctx(), integrations.update(ctx(), env_id(), unique_key, body))})
+    record = integrations.update(ctx(), env_id(), unique_key, body)
+    notify.connection_changed(ctx().settings)
+    return jsonify({"data": integrations.present(ctx(), record)})
 
 
 @bp.delete("/integrations/<path:unique_key>")
@@ -100,6 +102,7 @@ def delete_integration(unique_key: str):
     unique_key = integration_key(unique_key)
     require_secret_key()
     integrations.delete(env_id(), unique_key)
+    notify.connection_changed(ctx().settings)  # every connection of it is deleted too
     return jsonify({"success": True})
 
 
@@ -140,6 +143,7 @@ def delete_connection(connection_id: str):
     require_secret_key()
     q = query(ConnectionKeyQuery, request.args)
     connections.delete(env_id(), q.provider_config_key, connection_id)
+    notify.connection_changed(ctx().settings, env_id(), q.provider_config_key, connection_id)
     return jsonify({"success": True})
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.databases import create_postgres_database, drop_postgres_database
+from tests.support.oauth1_server import OAuth1Server
 from tests.support.oauth_server import OAuthServer
 from tests.support.system import make_system
 
@@ -48,6 +49,19 @@ test-basic:
         verification:
             method: GET
             endpoints: [/verify]
+test-oauth1:
+    display_name: Test OAuth 1.0a
+    auth_mode: OAUTH1
+    request_url: {url1}/request_token
+    request_params:
+        app_name: authport-tests
+    authorization_url: {url1}/authorize
+    authorization_params:
+        expiration: never
+    token_url: {url1}/access_token
+    signature_method: HMAC-SHA1
+    proxy:
+        base_url: {url1}
 test-cc:
     display_name: Test client credentials
     auth_mode: OAUTH2_CC
@@ -66,17 +80,26 @@ def oauth_server():
     server.stop()
 
 
-def write_catalogue(tmp_dir, server: OAuthServer) -> str:
+@pytest.fixture(scope="module")
+def oauth1_server():
+    server = OAuth1Server().start()
+    yield server
+    server.stop()
+
+
+def write_catalogue(tmp_dir, server: OAuthServer, server1: OAuth1Server | None = None) -> str:
     path = tmp_dir / "providers.yaml"
-    path.write_text(CATALOGUE.format(url=server.url, port=server.port))
+    url1 = server1.url if server1 is not None else "http://127.0.0.1:9"  # no OAuth 1.0a provider
+    path.write_text(CATALOGUE.format(url=server.url, port=server.port, url1=url1))
     return str(path)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def system(request, tmp_path_factory, oauth_server):
+def system(request, tmp_path_factory, oauth_server, oauth1_server):
     tmp_dir = tmp_path_factory.mktemp(f"auth-{request.param}")
     url = f"sqlite:///{tmp_dir / 'authport.db'}" if request.param == "sqlite" else create_postgres_database()
-    running = make_system(tmp_dir, url, DEFAULT_PLAN="growth", PROVIDERS_FILE=write_catalogue(tmp_dir, oauth_server),
+    catalogue = write_catalogue(tmp_dir, oauth_server, oauth1_server)
+    running = make_system(tmp_dir, url, DEFAULT_PLAN="growth", PROVIDERS_FILE=catalogue,
                           OUTBOUND_ALLOW_CIDRS="127.0.0.0/8", LOG_LEVEL="debug").start()
     yield running
     running.stop()

@@ -237,7 +237,7 @@ def test_builtin_has_enough_providers_and_no_duplicates(builtin, builtin_raw_nam
 def test_builtin_covers_the_required_providers_and_auth_modes(builtin):
     assert [name for name in REQUIRED if name not in builtin] == []
     modes = {entry["auth_mode"] for _, entry in builtin.all()}
-    assert {"OAUTH2", "OAUTH2_CC", "API_KEY", "BASIC"} <= modes
+    assert {"OAUTH2", "OAUTH2_CC", "OAUTH1", "API_KEY", "BASIC"} <= modes
 
 
 def test_builtin_has_google_aliases_with_their_own_base_url(builtin):
@@ -260,6 +260,11 @@ def test_every_oauth_entry_has_its_urls(builtin):
             assert entry.get("token_url", "").startswith("https://"), name
         if entry["auth_mode"] == "OAUTH2_CC":
             assert entry.get("token_params", {}).get("grant_type") == "client_credentials", name
+        if entry["auth_mode"] == "OAUTH1":
+            for url in ("request_url", "authorization_url", "token_url"):
+                assert entry.get(url, "").startswith("https://"), (name, url)
+            assert entry.get("signature_method", "HMAC-SHA1") in ("HMAC-SHA1", "PLAINTEXT"), name
+            assert entry.get("request_http_method", "POST") in ("GET", "POST"), name
 
 
 def test_every_entry_has_a_base_url_display_name_and_docs(builtin):

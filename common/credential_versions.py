@@ -1,0 +1,24 @@
+"""Where the store announces that what the proxy may have cached for a connection changed.
+
+The store writes, after every committed change of a connection's credentials or of what is
+injected with them (import or flow save, delete, refresh saved or failed, integration deleted or
+changed), and the proxy reads with each call (`services/proxy/credentials.py`):
+
+- `<prefix>:conn:<environment>:<provider_config_key>:<connection_id>`: a fresh random token per
+  change (not a counter: the key expires a day after its last change, and a counter restarting
+  at 1 could meet a cached 1 again); one connection's change.
+- `<prefix>:conn-epoch`: a counter for changes that touch many connections at once (an
+  integration deleted or changed).
+"""
+
+from __future__ import annotations
+
+VERSION_LIFETIME = 86400  # seconds; far longer than any cache entry lives
+
+
+def version_key(prefix: str, environment_id: int, provider_config_key: str, connection_id: str) -> str:
+    return f"{prefix}:conn:{environment_id}:{provider_config_key}:{connection_id}"
+
+
+def epoch_key(prefix: str) -> str:
+    return f"{prefix}:conn-epoch"

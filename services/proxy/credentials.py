@@ -1,0 +1,72 @@
+"""The proxy's memory of `StoreClient.connection_credentials`, which a deleted connection or a
+replaced credential stops at once.
+
+Entries are keyed by (environment, provider_config_key, connection_id). Each call reads, with one
+Redis MGET, the connection's version and the all-connections epoch that the store changes after
+every committed write (common/credential_versions.py, services/store/notify.py); the entry is
+used only when both are unchanged since it was fetched, it is younger than `TTL`, and its token
+is not yet within the provider's refresh buffer (`fresh_for`, computed by the store, so refresh
+still happens there). The version is read *before* the store is asked, so a write that lands
+during the fetch leaves an entry whose version is already stale.
+
+Without Redis (one local process) nothing is cached; if Redis fails, the call asks the store.
+Errors (unknown or deleted connection, refresh backoff) are never cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+
+from common.credential_versions import epoch_key, version_key
+from common.identity import Identity
+from common.internal import StoreClient
+
+log = logging.getLogger("authport.proxy.credentials")
+TTL = 30.0  # seconds an entry is used at most, even when no change is announced
+MAX_ENTRIES = 10_000
+
+
+class CredentialCache:
+    def __init__(self, store: StoreClient, redis_url: str | None, prefix: str = "authport", *, ttl: float = TTL):
+        self.store = store
+        self.prefix = prefix
+        self.ttl = ttl
+        self.epoch_name = epoch_key(prefix)
+        self.client = (redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+                       if redis_url else None)
+        # slot -> (connection, version, epoch, monotonic deadline)
+        self.entries: dict[tuple[int, str, str], tuple[dict, bytes | None, bytes | None, float]] = {}
+
+    def get(self, identity: Identity, provider_config_key: str, connection_id: str) -> dict:
+        """The connection's credentials and proxy settings, from memory when provably current."""
+        if self.client is None:
+            return self.store.connection_credentials(identity, provider_config_key, connection_id)
+        env = identity.environment_id
+        slot = (env, provider_config_key, connection_id)
+        try:
+            version, epoch = self.client.mget(version_key(self.prefix, env, provider_config_key, connection_id),
+                                              self.epoch_name)
+        except redis.RedisError as exc:
+            self.entries.pop(slot, None)
+            log.warning("credential cache bypassed (%s: Redis unreachable)", type(exc).__name__)
+            return self.store.connection_credentials(identity, provider_config_key, connection_id)
+        now = time.monotonic()
+        entry = self.entries.get(slot)
+        if entry is not None and entry[1] == version and entry[2] == epoch and now < entry[3]:
+            return entry[0]
+        connection = self.store.connection_credentials(identity, provider_config_key, connection_id)
+        fresh_for = connection.get("fresh_for")
+        lifetime = self.ttl if fresh_for is None else min(self.ttl, float(fresh_for))
+        if lifetime > 0:
+            if len(self.entries) >= MAX_ENTRIES and slot not in self.entries:
+                self.entries.pop(next(iter(self.entries)))  # the oldest inserted
+            self.entries[slot] = (connection, version, epoch, now + lifetime)
+        else:
+            self.entries.pop(slot, None)
+        return connection
+
+    def forget(self, identity: Identity, provider_config_key: str, connection_id: str) -> None:
+        self.entries.pop((identity.environment_id, provider_config_key, connection_id), None)
