@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from common.fields import ConnectionId, EndUser, Organization, UniqueKey, check_tags
 from common.validation import Strict
 
-KEY_PATTERN = r"^[a-zA-Z0-9~:.@ _-]+$"
-CONNECTION_ID_PATTERN = r"""^[a-zA-Z0-9,.;:=+~\[\]|@${}"'\\/_ -]+$"""
-TAG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-./]*$")
-Id = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-Short = Annotated[str, StringConstraints(max_length=255)]
-UniqueKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=KEY_PATTERN)]
-ConnectionId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=CONNECTION_ID_PATTERN)]
 Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s/]+")]
 Credential = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-
-
-def check_tags(tags: dict[str, str] | None) -> dict[str, str] | None:
-    if tags is None:
-        return None
-    if len(tags) > 10:
-        raise ValueError("at most 10 tags")
-    seen: set[str] = set()
-    for key, value in tags.items():
-        if not TAG_KEY.match(key) or len(key) > 64:
-            raise ValueError(f"invalid tag key {key!r}")
-        if not isinstance(value, str) or not 1 <= len(value) <= 255:
-            raise ValueError(f"tag {key!r} needs a string value of 1-255 characters")
-        if key.lower() in seen:
-            raise ValueError(f"duplicate tag key {key!r}")
-        seen.add(key.lower())
-    return tags
-
-
-class EndUser(Strict):
-    id: Id
-    email: Annotated[str, StringConstraints(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
-    display_name: Short | None = None
-    tags: dict[str, str] | None = None
-
-    _tags = field_validator("tags")(classmethod(lambda cls, v: check_tags(v)))
-
-
-class Organization(Strict):
-    id: Id
-    display_name: Short | None = None
 
 
 class Loose(BaseModel):

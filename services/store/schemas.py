@@ -7,18 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
+from common.fields import ConnectionId, Organization, Short, UniqueKey, check_tags
+from common.fields import EndUser as BaseEndUser
 from common.validation import Strict, StrictQuery, stringbool
 
-KEY_PATTERN = r"^[a-zA-Z0-9~:.@ _-]+$"
-# Nango's permissive connection id: letters, digits and a fixed set of punctuation (no control characters).
-CONNECTION_ID_PATTERN = r"""^[a-zA-Z0-9,.;:=+~\[\]|@${}"'\\/_ -]+$"""
-UniqueKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=KEY_PATTERN)]
-ConnectionId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=CONNECTION_ID_PATTERN)]
-Short = Annotated[str, StringConstraints(max_length=255)]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 QueryBool = Annotated[bool, BeforeValidator(stringbool)]
 SCOPES = re.compile(r"^[0-9a-zA-Z:/_.*-]+(,[0-9a-zA-Z:/_.*-]+)*$")
-TAG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-./]*$")
 
 
 class OAuthAppCredentials(Strict):
@@ -81,36 +76,8 @@ class IntegrationQuery(StrictQuery):
     include: list[Literal["webhook", "credentials"]] | Literal["webhook", "credentials"] | None = None
 
 
-def _check_tags(tags: dict[str, str] | None) -> dict[str, str] | None:
-    if tags is None:
-        return None
-    if len(tags) > 10:
-        raise ValueError("at most 10 tags")
-    seen = set()
-    for key, value in tags.items():
-        if not TAG_KEY.match(key) or len(key) > 64:
-            raise ValueError(f"invalid tag key {key!r}")
-        if not isinstance(value, str) or not 1 <= len(value) <= 255:
-            raise ValueError(f"tag {key!r} needs a string value of 1-255 characters")
-        if key.lower() in seen:
-            raise ValueError(f"duplicate tag key {key!r}")
-        seen.add(key.lower())
-    return tags
-
-
-class Organization(Strict):
-    id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    display_name: Short | None = None
-
-
-class EndUser(Strict):
-    id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    email: Annotated[str, StringConstraints(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
-    display_name: Short | None = None
-    tags: dict[str, str] | None = None
+class EndUser(BaseEndUser):
     organization: Organization | None = None
-
-    _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
 
 
 Timestamp = str | int | float
@@ -170,7 +137,7 @@ class ConnectionImport(Strict):
     tags: dict[str, str] | None = None
     credentials: ImportCredentials
 
-    _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
+    _tags = field_validator("tags")(classmethod(lambda cls, v: check_tags(v)))
 
 
 class ConnectionPatch(Strict):
@@ -178,7 +145,7 @@ class ConnectionPatch(Strict):
     tags: dict[str, str] | None = None
     webhook_url_override: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://")] | None = None
 
-    _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
+    _tags = field_validator("tags")(classmethod(lambda cls, v: check_tags(v)))
 
 
 class ConnectionGetQuery(StrictQuery):

@@ -8,13 +8,12 @@ import re
 from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError, NotFound
+from common.fields import CONNECTION_ID_PATTERN, KEY_PATTERN
 from common.httpapp import current_identity
 from common.validation import StrictQuery, json_body, query, uri_param, validate
 from services.store import connections, envvars, flows, formatters, integrations, notify
 from services.store.context import ctx
 from services.store.schemas import (
-    CONNECTION_ID_PATTERN,
-    KEY_PATTERN,
     ConnectionGetQuery,
     ConnectionImport,
     ConnectionKeyQuery,

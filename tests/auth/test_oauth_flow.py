@@ -104,3 +104,22 @@ def test_templated_urls_and_disabled_pkce(system, oauth_server):
     assert missing.status_code == 400 and "url_param_err" in missing.text
     unsafe, hops = run_popup(system.url, key, connect_session_token=token, **{"params[tenant]": "evil.test/x?"})
     assert unsafe.status_code == 400 and "url_param_err" in unsafe.text and not hops
+
+
+def test_client_id_override_and_user_scope(system, oauth_server):
+    """An end user's own OAuth app (client id/secret overrides) is used for the authorize request and
+    the code exchange, and `user_scope` reaches the provider."""
+    api = gateway(system)
+    key = oauth_integration(api, oauth_server)
+    own_app = oauth_server.add_client()
+    session = create_session(api, allowed_integrations=[key])
+    answer, hops = run_popup(system.url, key, connect_session_token=session["token"], user_scope="chat:write",
+                             **{"credentials[oauth_client_id_override]": own_app.client_id,
+                                "credentials[oauth_client_secret_override]": own_app.client_secret})
+    assert answer.status_code == 200, answer.text
+    sent = authorize_query(hops)
+    assert sent["client_id"] == own_app.client_id and sent["user_scope"] == "chat:write"
+    listed = api.get("/connections", params={"integrationId": key}).json()["connections"]
+    conn = api.get(f"/connections/{listed[0]['connection_id']}", params={"provider_config_key": key}).json()
+    assert conn["credentials"]["access_token"] in oauth_server.issued_access_tokens()
+    assert own_app.client_secret not in answer.text
