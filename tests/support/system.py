@@ -112,9 +112,12 @@ class System:
         return self.add_process(name, "gateway", "SERVER_PORT", timeout, **overrides)
 
     def stop(self) -> None:
+        # SIGINT is gunicorn's quick shutdown: a test's keep-alive and websocket connections would
+        # otherwise hold a gevent worker for the whole graceful timeout (SIGTERM is tested with the
+        # launcher, which is what an operator stops).
         for proc in self.procs.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGINT)
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=15)
