@@ -78,11 +78,8 @@ def service_states(clients: dict[str, ServiceClient]) -> dict[str, str]:
     return states
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or load_settings()
-    if not settings.INTERNAL_API_KEY:
-        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
-    clients = service_clients(settings)
+def build_admission(settings: Settings, store: StoreClient) -> Admission:
+    """Key resolution and rate limits, shared through Redis when there is one."""
     if settings.WORKERS > 1 and not settings.NANGO_REDIS_URL:
         raise StartupError("WORKERS: several gateway workers need NANGO_REDIS_URL; in-memory rate-limit counters "
                            "are per process and would admit WORKERS times the plan's limit")
@@ -91,7 +88,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     # With Redis, cached keys are dropped at once when the store bumps the keys epoch; without it
     # (one local process) a short lifetime bounds how long a key revoked by the admin CLI lives on.
     cache = KeyCache(ttl=10.0 if settings.NANGO_REDIS_URL else 2.0)
-    admission = Admission(clients["store"], limiter, cache)
+    return Admission(store, limiter, cache)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    if not settings.INTERNAL_API_KEY:
+        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    clients = service_clients(settings)
+    admission = build_admission(settings, clients["store"])
+    cache = admission.cache
     app = base_app("authport.gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the owning service enforces its own limit
     if settings.TRUSTED_PROXIES:

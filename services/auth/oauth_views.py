@@ -64,10 +64,7 @@ def authorize(flow: Flow) -> str:
     grant = (flow.provider.get("token_params") or {}).get("grant_type")
     if grant not in (None, "authorization_code"):
         raise oauth2.flow_error("grant_type_err", f"The provider's grant type {grant} has no popup flow")
-    client_id = flow.credentials.get("oauth_client_id_override") or flow.integration.get("client_id")
-    client_secret = flow.credentials.get("oauth_client_secret_override") or flow.integration.get("client_secret")
-    if not client_id or not client_secret:
-        raise oauth2.flow_error("provider_config_err", "The integration has no OAuth client id and secret")
+    client_id, _ = client_pair(flow)
     flow.connection_id = flow.connection_id or str(uuid.uuid4())
     state, verifier = secrets.token_urlsafe(32), secrets.token_hex(24)
     redirect_uri = ctx().settings.callback_url
@@ -75,6 +72,12 @@ def authorize(flow: Flow) -> str:
         flow.provider, client_id=client_id, redirect_uri=redirect_uri, state=state, verifier=verifier,
         scopes=oauth2.joined_scopes(flow.scopes, flow.provider), connection_config=flow.connection_config,
         extra=flow.authorization_params, user_scope=flow.user_scope)
+    save_session(flow, state, redirect_uri, {"code_verifier": verifier})
+    return url
+
+
+def save_session(flow: Flow, state: str, redirect_uri: str, flow_secrets: dict) -> None:
+    """Record the OAuth session the callback will resume (secrets kept encrypted by the store)."""
     overrides = {k: v for k, v in flow.credentials.items() if k.startswith("oauth_") and k.endswith("_override")}
     ctx().store.create_oauth_session({
         "environment_id": flow.identity.environment_id, "state": state,
@@ -82,9 +85,8 @@ def authorize(flow: Flow) -> str:
         "connection_id": flow.connection_id, "connect_session_id": flow.session_id,
         "connection_config": flow.connection_config, "ws_client_id": flow.ws_client_id,
         "redirect_uri": redirect_uri, "ttl_seconds": int(OAUTH_SESSION_TTL.total_seconds()),
-        "secrets": {"code_verifier": verifier, **overrides},
+        "secrets": {**flow_secrets, **overrides},
     })
-    return url
 
 
 def client_pair(flow: Flow) -> tuple[str, str]:
@@ -109,16 +111,8 @@ def authorize_oauth1(flow: Flow) -> str:
     url = oauth1.authorization_url(
         flow.provider, oauth_token=temporary["oauth_token"], scopes=oauth2.joined_scopes(flow.scopes, flow.provider),
         connection_config=flow.connection_config, extra=flow.authorization_params)
-    overrides = {k: v for k, v in flow.credentials.items() if k.startswith("oauth_") and k.endswith("_override")}
-    ctx().store.create_oauth_session({
-        "environment_id": flow.identity.environment_id, "state": state,
-        "provider_config_key": flow.provider_config_key, "provider": flow.integration["provider"],
-        "connection_id": flow.connection_id, "connect_session_id": flow.session_id,
-        "connection_config": flow.connection_config, "ws_client_id": flow.ws_client_id,
-        "redirect_uri": redirect_uri, "ttl_seconds": int(OAUTH_SESSION_TTL.total_seconds()),
-        "secrets": {"request_token": temporary["oauth_token"], "request_token_secret": temporary["oauth_token_secret"],
-                    **overrides},
-    })
+    save_session(flow, state, redirect_uri, {"request_token": temporary["oauth_token"],
+                                             "request_token_secret": temporary["oauth_token_secret"]})
     return url
 
 
