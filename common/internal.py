@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
@@ -23,9 +23,11 @@ class ServiceClient:
 
     def __init__(self, base_url: str, internal_key: str, *, timeout: float = 30.0, maxsize: int = 64):
         self.base_url = base_url.rstrip("/")
+        self.path_prefix = urlsplit(self.base_url).path  # a service mounted below a path (STORE_URL=…/store)
         self.internal_key = internal_key
-        self.pool = urllib3.PoolManager(
-            num_pools=4, maxsize=maxsize, block=False, retries=False,
+        # One pool for the one service (no per-call URL parsing and pool lookup, as a PoolManager does).
+        self.pool = urllib3.connection_from_url(
+            self.base_url, maxsize=maxsize, block=False, retries=False,
             timeout=urllib3.Timeout(connect=5.0, read=timeout),
         )
 
@@ -44,10 +46,8 @@ class ServiceClient:
         if identity is not None:
             all_headers.update(identity.to_headers())
         try:
-            return self.pool.request(
-                method, self.base_url + path, body=body, headers=all_headers,
-                preload_content=not stream, redirect=False,
-            )
+            return self.pool.urlopen(method, self.path_prefix + path, body=body, headers=all_headers,
+                                     preload_content=not stream, redirect=False)
         except urllib3.exceptions.HTTPError as exc:
             raise ServiceUnavailable(f"Internal service {self.base_url} is unreachable: {type(exc).__name__}") from exc
 
@@ -95,6 +95,17 @@ class StoreClient(ServiceClient):
         status, body = self.call("GET", f"/internal/connections/credentials?{query}", identity=identity)
         if status == 200:
             return body["connection"]
+        raise error_from(status, body)
+
+    def record_operations(self, records: list[dict]) -> int:
+        """Store a batch of proxied calls' operation records, all or none; return how many.
+
+        Raises the store's error: 400 for a batch it refuses (nothing stored, sending it again
+        cannot help), 503 ServiceUnavailable when the store cannot be reached.
+        """
+        status, body = self.call("POST", "/internal/operations", {"operations": records})
+        if status == 200:
+            return body["recorded"]
         raise error_from(status, body)
 
 

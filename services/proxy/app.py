@@ -20,6 +20,7 @@ from common.startup import StartupError
 from services.proxy import contract
 from services.proxy.calls import Body, ProxyCalls
 from services.proxy.credentials import CredentialCache
+from services.proxy.records import Recorder
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND", "REPORT"]
 
@@ -61,7 +62,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     check_source_addresses(settings)
     store = StoreClient(settings.service_url("store"), settings.INTERNAL_API_KEY, maxsize=256)
     credentials = CredentialCache(store, settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)
-    calls = ProxyCalls(store, Egress(EgressConfig.from_settings(settings)), settings, credentials)
+    # Operation records travel on their own small pool, so a slow store never holds a connection
+    # that a call's credential lookup is waiting for.
+    recorder = Recorder(StoreClient(settings.service_url("store"), settings.INTERNAL_API_KEY, timeout=10, maxsize=2))
+    calls = ProxyCalls(store, Egress(EgressConfig.from_settings(settings)), settings, credentials, recorder)
     app = base_app("authport.proxy")
     app.config["MAX_CONTENT_LENGTH"] = None  # bodies stream through; nothing is held whole
     # "//" in an endpoint must reach the path check, not become a redirect whose Location names

@@ -1,9 +1,12 @@
 """One proxied call, start to end: credentials from the store, the upstream request built, sent
 through the egress layer with retries under one deadline, and the answer streamed back.
 
-Every call leaves one operation record: a structured log line (`authport.proxy.operations`) with
-method, path (never the query), status, duration, attempts and egress address, and nothing of
-the credential or the bodies.
+Every call leaves one operation record (`Record`): method, path (never the query), status,
+outcome, duration, attempts, egress address and bytes relayed, and nothing of the credential or
+the bodies. It is queued for the store's `operations` table (services/proxy/records.py, sent in
+batches off the request path), and with LOG_LEVEL=debug also logged as a JSON line on
+`authport.proxy.operations` (debug, not info: the table is the durable record, and encoding a
+line per call would cost every call CPU for a copy nobody needs by default).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from common.internal import StoreClient
 from services.proxy import injection, retry
 from services.proxy.contract import ProxyCall
 from services.proxy.credentials import CredentialCache
+from services.proxy.records import Recorder
 
 operations = logging.getLogger("authport.proxy.operations")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
@@ -36,7 +40,9 @@ class Record:
     identity: Identity
     call: ProxyCall
     method: str
+    recorder: Recorder | None = None
     started: float = field(default_factory=time.monotonic)
+    ended: float = 0.0
     attempts: int = 0
     status: int | None = None
     egress: str | None = None
@@ -44,15 +50,20 @@ class Record:
     bytes: int = 0
 
     def log(self) -> None:
-        if not operations.isEnabledFor(logging.INFO):
-            return  # LOG_LEVEL above info: skip building the line
-        operations.info(json.dumps({
-            "operation": "proxy", "environment_id": self.identity.environment_id,
-            "provider_config_key": self.call.provider_config_key, "connection_id": self.call.connection_id,
-            "method": self.method, "path": self.call.endpoint, "status": self.status, "outcome": self.outcome,
-            "attempts": self.attempts, "egress": self.egress, "bytes": self.bytes,
-            "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
-        }, separators=(",", ":")))
+        """End the record: queue it for the store (cheap: no encoding here) and log it at debug."""
+        self.ended = time.monotonic()
+        if self.recorder is not None:
+            self.recorder.add(self)
+        if operations.isEnabledFor(logging.DEBUG):
+            operations.debug(json.dumps({"operation": "proxy", **self.fields()}, separators=(",", ":")))
+
+    def fields(self) -> dict:
+        """The record's content: `call.endpoint` is the path without its query (app.raw_target)."""
+        return {"environment_id": self.identity.environment_id, "provider_config_key": self.call.provider_config_key,
+                "connection_id": self.call.connection_id, "method": self.method, "path": self.call.endpoint,
+                "status": self.status, "outcome": self.outcome, "attempts": self.attempts,
+                "egress_address": self.egress, "bytes": self.bytes,
+                "duration_ms": round((self.ended - self.started) * 1000, 1)}
 
 
 @dataclass
@@ -63,14 +74,16 @@ class Body:
 
 
 class ProxyCalls:
-    def __init__(self, store: StoreClient, egress: Egress, settings, credentials: CredentialCache | None = None):
+    def __init__(self, store: StoreClient, egress: Egress, settings, credentials: CredentialCache | None = None,
+                 recorder: Recorder | None = None):
         self.store = store
         self.egress = egress
         self.settings = settings
         self.credentials = credentials or CredentialCache(store, None)
+        self.recorder = recorder
 
     def run(self, identity: Identity, call: ProxyCall, method: str, body: Body) -> Response:
-        record = Record(identity, call, method)
+        record = Record(identity, call, method, self.recorder)
         try:
             answer = self._exchange(identity, call, method, body, record)
             return self._relay(answer, call, record)
@@ -132,8 +145,11 @@ class ProxyCalls:
         protected = set(outbound.protected_headers)
         if not call.forward_headers_on_redirect:
             protected |= {name.lower() for name in call.headers}
+        headers = {**outbound.headers, **body.framing}
+        if outbound.signer is not None:  # OAuth 1.0a: a fresh nonce and timestamp on every attempt
+            headers.update(outbound.signer(method, outbound.url, headers, body.content))
         return self.egress.send(
-            method, outbound.url, headers={**outbound.headers, **body.framing}, body=body.content,
+            method, outbound.url, headers=headers, body=body.content,
             deadline=deadline, max_redirects=5 if call.follow_redirects else 0,
             protected_headers=protected, protected_query=outbound.protected_query)
 

@@ -6,16 +6,25 @@ placed inside a base URL must be a plain name (letters, digits, `.`, `-`, `_`, `
 provider describes the field, match its `enum` or `pattern`. The headers and query parameters
 that carry the credential are "protected": a caller can neither replace nor repeat them, and a
 redirect to another origin drops them.
+
+Templates fill `${accessToken}`, `${apiKey}`, `${credentials.…}` and `${connectionConfig.…}`, and
+two helpers: `${now}` (the current time, ISO 8601 UTC) and `${base64(…)}`, whose argument is itself
+a template (`Basic ${base64(${credentials.username}:${credentials.password})}`). A template with a
+value missing, at any depth, gives nothing. OAUTH1 connections get a signer (services/proxy/signing.py)
+that the caller applies to every attempt; TBA and AWS_SIGV4 are refused.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 from common.errors import ApiError
+from services.proxy import signing
 from services.proxy.contract import ProxyCall
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
@@ -23,7 +32,8 @@ CREDENTIAL_NAMES = re.compile(r"\$\{(accessToken|apiKey|credentials\.[^}]+)\}")
 PLAIN_VALUE = re.compile(r"^[A-Za-z0-9._~-]+$")
 BEARER_ACCESS_TOKEN = {"OAUTH2", "APP", "MCP_OAUTH2", "MCP_OAUTH2_GENERIC", "CUSTOM"}
 BEARER_TOKEN = {"OAUTH2_CC", "JWT", "SIGNATURE", "TWO_STEP", "BILL"}
-UNSIGNED = {"OAUTH1", "TBA", "AWS_SIGV4"}
+UNSIGNED = {"TBA", "AWS_SIGV4"}
+BASE64_CALL = re.compile(r"base64\((.*)\)", re.S)
 USER_AGENT = "Authport-Proxy"
 
 
@@ -33,6 +43,8 @@ class Outbound:
     headers: dict[str, str]
     protected_headers: frozenset[str]
     protected_query: frozenset[str]
+    # (method, url, headers, body) -> headers to add, applied to every attempt (OAuth 1.0a)
+    signer: Callable[..., dict[str, str]] | None = None
 
 
 def unsupported(message: str, code: str = "unsupported_provider") -> ApiError:
@@ -62,20 +74,45 @@ def _dig(data, path: list[str]):
     return data
 
 
+def _placeholders(template: str):
+    """(start, end, expression) of each outermost `${…}`; nested ones stay inside the expression."""
+    position = 0
+    while (start := template.find("${", position)) != -1:
+        depth, index = 1, start + 2
+        while index < len(template) and depth:
+            if template.startswith("${", index):
+                depth, index = depth + 1, index + 2
+                continue
+            if template[index] == "}":
+                depth -= 1
+            index += 1
+        if depth:
+            return  # never closed: the rest is plain text
+        if template[start + 2:index - 1].strip():
+            yield start, index, template[start + 2:index - 1].strip()
+        position = index
+
+
+def _evaluate(expression: str, connection: dict) -> str | None:
+    if expression == "now":
+        return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    helper = BASE64_CALL.fullmatch(expression)
+    if helper:
+        inner = interpolate(helper.group(1), connection)
+        return None if inner is None else base64.b64encode(inner.encode()).decode()
+    return _lookup(connection, expression)
+
+
 def interpolate(template: str, connection: dict, check=None) -> str | None:
-    """`template` with every `${name}` filled in, or None when one has no value (or fails `check`)."""
-    missing = False
-
-    def fill(match: re.Match) -> str:
-        nonlocal missing
-        value = _lookup(connection, match.group(1).strip())
-        if value is None or (check is not None and not check(match.group(1).strip(), value)):
-            missing = True
-            return ""
-        return value
-
-    result = PLACEHOLDER.sub(fill, template)
-    return None if missing else result
+    """`template` with every `${…}` filled in, or None when one has no value (or fails `check`)."""
+    parts, last = [], 0
+    for start, end, expression in _placeholders(template):
+        value = _evaluate(expression, connection)
+        if value is None or (check is not None and not check(expression, value)):
+            return None
+        parts += [template[last:start], value]
+        last = end
+    return "".join(parts) + template[last:]
 
 
 def _field_check(provider_fields: dict):
@@ -162,9 +199,11 @@ def build(connection: dict, call: ProxyCall, *, provider_fields: dict, override_
         raise ApiError("This base URL override is not allowed by server configuration.",
                        code="base_url_override_not_allowed", status=400)
     base = urlsplit(base_url(connection, provider_fields, call.base_url_override))
-    credential = auth_headers(connection.get("auth_mode") or "", connection.get("credentials") or {})
+    mode = connection.get("auth_mode") or ""
+    credential = auth_headers(mode, connection.get("credentials") or {})
+    signer = signing.oauth1_signer(connection) if mode == "OAUTH1" else None
     extra, protected = provider_headers(connection)
-    protected |= set(credential)
+    protected |= set(credential) | ({"authorization"} if signer else set())
     headers = {"user-agent": USER_AGENT, **extra, **credential}
     for name, value in call.headers.items():
         if name.lower() in protected:
@@ -177,4 +216,4 @@ def build(connection: dict, call: ProxyCall, *, provider_fields: dict, override_
     query = _query(call, injected_query)
     path = base.path.rstrip("/") + call.endpoint
     url = f"{base.scheme}://{base.netloc}{path}" + (f"?{query}" if query else "")
-    return Outbound(url, headers, frozenset(protected), frozenset(n.lower() for n in injected_query))
+    return Outbound(url, headers, frozenset(protected), frozenset(n.lower() for n in injected_query), signer)

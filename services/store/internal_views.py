@@ -1,4 +1,5 @@
-"""Routes only sibling services call (the gateway resolving a key, the proxy fetching credentials)."""
+"""Routes only sibling services call (the gateway resolving a key, the proxy fetching credentials
+and reporting its calls' operation records)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError
 from common.httpapp import current_identity
-from services.store import keys, outbound
+from common.validation import json_body, validate
+from services.store import keys, operations, outbound
 from services.store.context import ctx
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
@@ -40,3 +42,10 @@ def connection_credentials():
     found = outbound.for_outbound_call(ctx(), identity.environment_id, key, connection_id,
                                        force_refresh=request.args.get("force_refresh") == "true")
     return jsonify({"connection": found})
+
+
+@bp.post("/operations")
+def record_operations():
+    """A batch of proxied calls' records (the proxy's recorder): all stored, or none and 400."""
+    batch = validate(operations.ProxyBatch, json_body(request))
+    return jsonify({"recorded": operations.record_proxy_calls(batch)})

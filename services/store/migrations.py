@@ -100,11 +100,25 @@ CREATE TABLE operations (
 CREATE INDEX operations_env_created ON operations (environment_id, created_at);
 """
 
+# What a proxied call's record says (services/store/operations.py): the request line without
+# its query, the answer's status, and how the call went. NULL in refresh records.
+V5 = """
+ALTER TABLE operations ADD COLUMN method TEXT;
+ALTER TABLE operations ADD COLUMN path TEXT;
+ALTER TABLE operations ADD COLUMN status INTEGER;
+ALTER TABLE operations ADD COLUMN outcome TEXT;
+ALTER TABLE operations ADD COLUMN attempts INTEGER;
+ALTER TABLE operations ADD COLUMN egress_address TEXT;
+ALTER TABLE operations ADD COLUMN bytes BIGINT;
+ALTER TABLE operations ADD COLUMN duration_ms DOUBLE PRECISION;
+"""
+
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
     (3, "connect sessions and OAuth sessions", _run_sql(V3)),
     (4, "operation records", _run_sql(V4)),
+    (5, "proxied call records", _run_sql(V5)),
 ]
 
 

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 from peewee import (
     BigAutoField,
+    BigIntegerField,
     BooleanField,
     DateTimeField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -144,7 +146,7 @@ class EnvironmentVariable(Base):
 
 
 class Operation(Base):
-    """One recorded operation (a token refresh…): what happened, never a secret."""
+    """One recorded operation (a token refresh, a proxied call): what happened, never a secret."""
 
     id = BigAutoField()
     environment = ForeignKeyField(Environment, column_name="environment_id")
@@ -155,6 +157,15 @@ class Operation(Base):
     error_code = TextField(null=True)
     detail = JSONField(default=dict)
     created_at = DateTimeField(default=utcnow)
+    # Proxied calls only (kind "proxy"); NULL in other records.
+    method = TextField(null=True)
+    path = TextField(null=True)  # the endpoint without its query
+    status = IntegerField(null=True)
+    outcome = TextField(null=True)
+    attempts = IntegerField(null=True)
+    egress_address = TextField(null=True)
+    bytes = BigIntegerField(null=True)
+    duration_ms = DoubleField(null=True)
 
     class Meta:
         table_name = "operations"

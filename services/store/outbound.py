@@ -1,6 +1,8 @@
 """What the proxy needs to call a provider for one connection: its credentials, its connection
 config and the provider's proxy settings. Credentials leave the store only this way, decrypted,
-over the internal network to the proxy."""
+over the internal network to the proxy. For an OAUTH1 connection the answer also carries what signs
+its requests (`oauth1`): the integration's client id and secret (consumer key and secret) and the
+provider's signature method."""
 
 from __future__ import annotations
 
@@ -35,6 +37,15 @@ def fresh_credentials(ctx: StoreContext, conn: Connection, integration: Integrat
     return fresh, fresh is not credentials, current
 
 
+def oauth1_consumer(ctx: StoreContext, integration: Integration, provider: dict) -> dict:
+    """The integration's consumer key and secret and the provider's signature method."""
+    record = Integration.get_by_id(integration.id)  # the hot path's row has no client id or secret
+    secret = (ctx.cipher.decrypt(record.client_secret_enc, "integrations", "client_secret_enc", record.uid)
+              if record.client_secret_enc else None)
+    return {"consumer_key": record.client_id, "consumer_secret": secret,
+            "signature_method": provider.get("signature_method")}
+
+
 def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str, *,
                       force_refresh: bool = False) -> dict:
     """The live connection's credentials and config with its provider's auth mode and proxy settings."""
@@ -48,11 +59,12 @@ def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, 
     credentials, refreshed, conn = fresh_credentials(ctx, conn, integration, credentials, force=force_refresh)
     provider = ctx.catalogue.get(integration.provider) or {}
     from services.store import refresh
-    return {
+    auth_mode = provider.get("auth_mode", conn.credentials_type)
+    answer = {
         "connection_id": conn.connection_id,
         "provider_config_key": integration.unique_key,
         "provider": integration.provider,
-        "auth_mode": provider.get("auth_mode", conn.credentials_type),
+        "auth_mode": auth_mode,
         "credentials": credentials,
         "connection_config": conn.connection_config or {},
         "proxy": provider.get("proxy") or {},
@@ -61,3 +73,6 @@ def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, 
         # The proxy's cache (services/proxy/credentials.py) asks again before this many seconds.
         "fresh_for": refresh.seconds_fresh(conn, provider),
     }
+    if auth_mode == "OAUTH1":
+        answer["oauth1"] = oauth1_consumer(ctx, integration, provider)
+    return answer

@@ -65,7 +65,14 @@ def test_endpoints_that_could_leave_the_base_url_are_refused(endpoint):
     assert refused.value.code == "invalid_proxy_path"
 
 
-def test_signed_modes_are_refused_rather_than_sent_unsigned():
+@pytest.mark.parametrize("mode", ["TBA", "AWS_SIGV4"])
+def test_signed_modes_without_a_signer_are_refused_rather_than_sent_unsigned(mode):
     with pytest.raises(ApiError) as refused:
-        build(connection("OAUTH1", credentials={"oauth_token": "t"}), call())
+        build(connection(mode, credentials={"token": "t"}), call())
     assert refused.value.code == "invalid_auth_mode"
+
+
+def test_oauth1_without_what_signing_needs_is_refused_rather_than_sent_unsigned():
+    with pytest.raises(ApiError) as refused:
+        build(connection("OAUTH1", credentials={"oauth_token": "t", "oauth_token_secret": "s"}), call())
+    assert refused.value.code == "missing_client_credentials"
