@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 INTERNAL_KEY_HEADER = "X-Authport-Internal-Key"
 HEADER_PREFIX = "X-Authport-"
@@ -30,6 +31,11 @@ class Identity:
     key_id: int
 
     def to_headers(self) -> dict[str, str]:
+        return dict(self._headers)
+
+    @cached_property
+    def _headers(self) -> dict[str, str]:
+        # Built once per identity: the gateway keeps resolved identities and sends these with every call.
         return {header: str(getattr(self, name)) for name, (header, _) in _FIELDS.items()}
 
     @classmethod

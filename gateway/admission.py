@@ -3,8 +3,6 @@ authentications limited per address, and the account's request charged to its pl
 
 from __future__ import annotations
 
-from flask import request
-
 from common.errors import ApiError
 from common.identity import Identity
 from common.internal import StoreClient
@@ -14,9 +12,9 @@ from gateway.ratelimit import Decision, RateLimiter
 
 
 def too_many(decision: Decision, message: str) -> ApiError:
+    """The 429 to answer; `admit_request` adds the request's method and path to its body."""
     seconds = decision.headers()["Retry-After"]
-    error = ApiError(f"{message}, retry after {seconds} seconds", code="too_many_request", status=429,
-                     extra={"method": request.method, "path": request.path})
+    error = ApiError(f"{message}, retry after {seconds} seconds", code="too_many_request", status=429)
     error.headers = decision.headers()
     return error
 
@@ -68,7 +66,12 @@ class Admission:
         except ApiError:
             self.limiter.auth_failed(client_ip)
             raise
-        return self.admit(credential, client_ip, kind=kind)
+        try:
+            return self.admit(credential, client_ip, kind=kind)
+        except ApiError as error:
+            if error.status == 429:
+                error.extra.update(method=method, path=path)
+            raise
 
     def admit(self, authorization: str | None, client_ip: str, *, kind: str | None = None
               ) -> tuple[Identity, Decision | None]:

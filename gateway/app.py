@@ -12,6 +12,7 @@ from common.settings import Settings, load_settings
 from common.startup import StartupError
 from gateway import forwarding, routing, websockets
 from gateway.admission import Admission
+from gateway.fastpath import ProxyFastPath
 from gateway.keycache import KeyCache
 from gateway.ratelimit import RateLimiter
 
@@ -34,13 +35,15 @@ def discard_body(stream, limit: int = DISCARD_LIMIT) -> None:
         limit -= len(chunk)
 
 
+CORS_HEADERS = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)]
+
+
 def install_cors(app: Flask) -> None:
     """Browsers may call the API from any origin (Nango's policy); preflights need no key."""
 
     @app.after_request
     def _cors(response):
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        response.headers.update(CORS_HEADERS)
         if request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     cache = admission.cache
     app = base_app("authport.gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the owning service enforces its own limit
+    app.wsgi_app = ProxyFastPath(app.wsgi_app, admission, clients["proxy"], CORS_HEADERS)
     if settings.TRUSTED_PROXIES:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

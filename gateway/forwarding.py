@@ -1,4 +1,8 @@
-"""Forward a public request to the internal service that owns it, and its answer back."""
+"""Forward a public request to the internal service that owns it, and its answer back.
+
+The pieces here take plain WSGI values (an environ, a headers mapping) so that the Flask route
+and the proxied-call fast path (`gateway.fastpath`) forward in exactly the same way.
+"""
 
 from __future__ import annotations
 
@@ -13,55 +17,65 @@ HOP_BY_HOP = {
 }
 NOT_FORWARDED = HOP_BY_HOP | {"authorization", "cookie"}
 STREAM_CHUNK = 64 * 1024
+_PREFIX = HEADER_PREFIX.lower()
 
 
-def outbound_headers() -> dict[str, str]:
+def outbound_headers(headers) -> dict[str, str]:
     """The caller's headers minus hop-by-hop ones, its credentials and anything spoofing ours."""
     return {
-        name: value for name, value in request.headers.items()
-        if name.lower() not in NOT_FORWARDED and not name.lower().startswith(HEADER_PREFIX.lower())
+        name: value for name, value in headers.items()
+        if name.lower() not in NOT_FORWARDED and not name.lower().startswith(_PREFIX)
     }
 
 
-def raw_target() -> str:
+def raw_target(environ) -> str:
     """The path and query exactly as the caller sent them (percent-encoding kept), for the proxy."""
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw and raw.startswith("/"):
         return raw
-    return request.full_path if request.query_string else request.path
+    query = environ.get("QUERY_STRING")
+    return environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
 
 
-def streamed_body() -> tuple[object, dict[str, str]]:
+def streamed_body(environ) -> tuple[object, dict[str, str]]:
     """The caller's body as a stream (never held whole) and the framing header to send it with."""
-    length = request.headers.get("Content-Length")
-    if length is not None and length.strip().isdigit():
-        return (request.stream if int(length) else None), {"Content-Length": length.strip()}
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        return request.stream, {}  # urllib3 sends a stream of unknown length chunked
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if length.isdigit():
+        return (environ["wsgi.input"] if int(length) else None), {"Content-Length": length}
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return environ["wsgi.input"], {}  # urllib3 sends a stream of unknown length chunked
     return None, {}
 
 
 def forward(client: ServiceClient, identity: Identity | None, *, stream: bool = False) -> Response:
     """Forward the request; with `stream` (the proxy) bodies flow through in chunks both ways."""
     if stream:
-        path = raw_target()
-        body, framing = streamed_body()
+        path = raw_target(request.environ)
+        body, framing = streamed_body(request.environ)
     else:
         path = request.full_path if request.query_string else request.path
         body, framing = request.get_data() or None, {}
     upstream = client.request(
-        request.method, path, body=body, headers={**outbound_headers(), **framing}, identity=identity,
-        stream=stream,
+        request.method, path, body=body, headers={**outbound_headers(request.headers), **framing},
+        identity=identity, stream=stream,
     )
     if not stream:
         headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
         return Response(upstream.data, status=upstream.status, headers=headers)
-    return streamed_response(upstream)
+    headers, chunks = streamed_answer(upstream)
+    response = Response(chunks, status=upstream.status, headers=headers)
+    if "content-type" not in {k.lower() for k, _ in headers}:
+        del response.headers["Content-Type"]
+    return response
 
 
-def streamed_response(upstream) -> Response:
-    """The proxy's answer passed on byte for byte: its length kept, its encoding not undone."""
-    headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP - {"content-length"}]
+def streamed_answer(upstream) -> tuple[list[tuple[str, str]], object]:
+    """The proxy's answer passed on byte for byte: its length kept, its encoding not undone.
+
+    An upstream API's answer never carries our internal headers on: one could otherwise pose as
+    a service and, say, publish a message to a waiting websocket."""
+    headers = [(k, v) for k, v in upstream.headers.items()
+               if k.lower() not in HOP_BY_HOP - {"content-length"} and not k.lower().startswith(_PREFIX)]
 
     def body_chunks():
         complete = False
@@ -74,7 +88,4 @@ def streamed_response(upstream) -> Response:
                 upstream.close()
             upstream.release_conn()
 
-    response = Response(body_chunks(), status=upstream.status, headers=headers)
-    if "content-type" not in {k.lower() for k, _ in headers}:
-        del response.headers["Content-Type"]
-    return response
+    return headers, body_chunks()

@@ -72,6 +72,14 @@ class MemoryCounters:
             return self._counts.get(key, 0) if window == self._window else 0
 
 
+# KEYS[1]: the window's counter, KEYS[2]: the keys epoch; ARGV[1]: the counter's lifetime.
+CHARGE_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return {count, redis.call('GET', KEYS[2])}
+"""
+
+
 class RedisCounters:
     """Counters shared through Redis; one round trip (INCR + EXPIRE NX) per request."""
 
@@ -79,6 +87,7 @@ class RedisCounters:
         self.prefix = prefix
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
                                            health_check_interval=30)
+        self._charge = self.client.register_script(CHARGE_SCRIPT)
 
     def incr(self, key: str, window: int, amount: int = 1) -> int:
         name = f"{self.prefix}:rl:{key}:{window}"
@@ -88,13 +97,10 @@ class RedisCounters:
         return int(pipe.execute()[0])
 
     def incr_and_epoch(self, key: str, window: int) -> tuple[int, object]:
-        """Charge and read the keys epoch in the same round trip."""
-        name = f"{self.prefix}:rl:{key}:{window}"
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(name)
-        pipe.expire(name, WINDOW * 2, nx=True)
-        pipe.get(f"{self.prefix}:keys:epoch")
-        count, _, epoch = pipe.execute()
+        """Charge and read the keys epoch in the same round trip: one script call (one command
+        to pack, one reply to parse) costs the gateway less than a three-command pipeline."""
+        count, epoch = self._charge(keys=[f"{self.prefix}:rl:{key}:{window}", f"{self.prefix}:keys:epoch"],
+                                    args=[WINDOW * 2])
         return int(count), epoch
 
     def peek(self, key: str, window: int) -> int:
