@@ -22,3 +22,24 @@ def version_key(prefix: str, environment_id: int, provider_config_key: str, conn
 
 def epoch_key(prefix: str) -> str:
     return f"{prefix}:conn-epoch"
+
+
+# The gateway reads both values in its rate-limit round trip and passes them to the proxy in
+# this header (trusted only with the internal secret), which then needs no Redis call of its own.
+VERSIONS_HEADER = "X-Authport-Credential-Versions"
+_ABSENT = "-"
+
+
+def encode_versions(version: bytes | None, epoch: bytes | None) -> str:
+    return ",".join(_ABSENT if value is None else value.decode("ascii", "replace") for value in (version, epoch))
+
+
+def decode_versions(header: str | None) -> tuple[bytes | None, bytes | None] | None:
+    """(version, epoch) as Redis gave them, or None when the header is absent or malformed."""
+    if not header:
+        return None
+    parts = header.split(",")
+    if len(parts) != 2:
+        return None
+    version, epoch = (None if part == _ABSENT else part.encode() for part in parts)
+    return version, epoch

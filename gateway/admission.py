@@ -53,8 +53,11 @@ class Admission:
             self.cache.put(_slot(key, kind), identity, epoch)
         return identity
 
-    def admit_request(self, method: str, path: str, headers, args, client_ip: str):
-        """(identity or None, decision or None) for a public request, by what its route accepts."""
+    def admit_request(self, method: str, path: str, headers, args, client_ip: str, peek=None):
+        """(identity or None, decision or None) for a public request, by what its route accepts.
+
+        `peek(identity)` names Redis keys to read in the rate-limit charge's round trip; their
+        values come back in `decision.peeked`."""
         accepted = authn.policy(method, path)
         if accepted == authn.OPEN:
             return None, None
@@ -67,13 +70,13 @@ class Admission:
             self.limiter.auth_failed(client_ip)
             raise
         try:
-            return self.admit(credential, client_ip, kind=kind)
+            return self.admit(credential, client_ip, kind=kind, peek=peek)
         except ApiError as error:
             if error.status == 429:
                 error.extra.update(method=method, path=path)
             raise
 
-    def admit(self, authorization: str | None, client_ip: str, *, kind: str | None = None
+    def admit(self, authorization: str | None, client_ip: str, *, kind: str | None = None, peek=None
               ) -> tuple[Identity, Decision | None]:
         """The caller's identity and its rate-limit decision; raises the 401/429/503 to answer.
 
@@ -90,7 +93,8 @@ class Admission:
         from_cache = identity is not None
         if identity is None:
             identity = self._resolve(key, client_ip, kind)
-        decision, epoch = self.limiter.charge_with_epoch(identity.account_id, identity.rate_limit)
+        decision, epoch = self.limiter.charge_with_epoch(identity.account_id, identity.rate_limit,
+                                                         peek=peek(identity) if peek else ())
         if self.cache.observe(epoch) and from_cache:
             # Keys or plans changed somewhere since this identity was cached: check it again.
             try:
@@ -100,7 +104,8 @@ class Admission:
                 raise
             if fresh != identity:
                 self.limiter.refund(identity.account_id)
-                decision, _ = self.limiter.charge_with_epoch(fresh.account_id, fresh.rate_limit)
+                decision, _ = self.limiter.charge_with_epoch(fresh.account_id, fresh.rate_limit,
+                                                             peek=peek(fresh) if peek else ())
                 identity = fresh
         if decision is None and not self.limiter.fail_open:
             error = ApiError("Rate limiting is unavailable, try again shortly", code="rate_limit_unavailable",

@@ -103,7 +103,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     cache = admission.cache
     app = base_app("authport.gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the owning service enforces its own limit
-    app.wsgi_app = ProxyFastPath(app.wsgi_app, admission, clients["proxy"], CORS_HEADERS)
+    app.wsgi_app = ProxyFastPath(app.wsgi_app, admission, clients["proxy"], CORS_HEADERS,
+                                 settings.REDIS_KEY_PREFIX if settings.NANGO_REDIS_URL else None)
     if settings.TRUSTED_PROXIES:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -9,35 +9,29 @@ segment, the bare `/proxy`) goes to Flask, which answers it as before.
 
 from __future__ import annotations
 
-import json
-import logging
-import uuid
-
 from werkzeug.datastructures import EnvironHeaders, MultiDict
-from werkzeug.http import HTTP_STATUS_CODES
 
+from common import credential_versions as versions
 from common.errors import ApiError
 from common.internal import ServiceClient
+from common.wsgi import error_answer, status_line, unexpected
 from gateway import forwarding
 from gateway.admission import Admission
 
-log = logging.getLogger("authport.gateway")
 PREFIX = "/proxy/"
 NO_ARGUMENTS = MultiDict()  # /proxy/* takes its key from the Authorization header only
-
-
-def status_line(status: int) -> str:
-    return f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN')}"
 
 
 class ProxyFastPath:
     """WSGI middleware: `/proxy/<endpoint>` straight to the proxy service, the rest to `app`."""
 
-    def __init__(self, app, admission: Admission, proxy: ServiceClient, cors_headers: list[tuple[str, str]]):
+    def __init__(self, app, admission: Admission, proxy: ServiceClient, cors_headers: list[tuple[str, str]],
+                 redis_prefix: str | None = None):
         self.app = app
         self.admission = admission
         self.proxy = proxy
         self.cors_headers = cors_headers
+        self.redis_prefix = redis_prefix  # set when the proxy caches credentials (it shares our Redis)
 
     def handles(self, environ) -> bool:
         path = environ.get("PATH_INFO", "")
@@ -50,22 +44,20 @@ class ProxyFastPath:
         try:
             return self._proxy(environ, start_response)
         except ApiError as error:
-            return self._error(start_response, error)
+            return error_answer(start_response, error, self.cors_headers)
         except Exception:  # noqa: BLE001 - the one JSON 500, as the Flask app gives
-            request_id = uuid.uuid4().hex
-            log.exception("unhandled error request_id=%s %s %s", request_id, environ.get("REQUEST_METHOD"),
-                          environ.get("PATH_INFO"))
-            return self._error(start_response, ApiError(
-                f"An unexpected error occurred, please contact support with this unique id: {request_id}",
-                code="generic_error_support", status=500))
+            return error_answer(start_response, unexpected(environ), self.cors_headers)
 
     def _proxy(self, environ, start_response):
         method, headers = environ["REQUEST_METHOD"], EnvironHeaders(environ)
         identity, decision = self.admission.admit_request(
-            method, environ["PATH_INFO"], headers, NO_ARGUMENTS, environ.get("REMOTE_ADDR") or "unknown")
+            method, environ["PATH_INFO"], headers, NO_ARGUMENTS, environ.get("REMOTE_ADDR") or "unknown",
+            peek=self._version_keys(headers))
         body, framing = forwarding.streamed_body(environ)
-        upstream = self.proxy.request(method, forwarding.raw_target(environ), body=body,
-                                      headers={**forwarding.outbound_headers(headers), **framing},
+        outbound = {**forwarding.outbound_headers(headers), **framing}
+        if decision is not None and len(decision.peeked) == 2:
+            outbound[versions.VERSIONS_HEADER] = versions.encode_versions(*decision.peeked)
+        upstream = self.proxy.request(method, forwarding.raw_target(environ), body=body, headers=outbound,
                                       identity=identity, stream=True)
         answer_headers, chunks = forwarding.streamed_answer(upstream)
         answer_headers += self.cors_headers
@@ -74,9 +66,12 @@ class ProxyFastPath:
         start_response(status_line(upstream.status), answer_headers)
         return chunks
 
-    def _error(self, start_response, error: ApiError):
-        payload = json.dumps(error.body(), separators=(",", ":")).encode() + b"\n"
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-                   *self.cors_headers, *(getattr(error, "headers", None) or {}).items()]
-        start_response(status_line(error.status), headers)
-        return [payload]
+    def _version_keys(self, headers):
+        """What the proxy's credential cache checks for this call, read in our Redis round trip
+        instead of one of its own (common/credential_versions.py)."""
+        connection_id, provider_config_key = headers.get("Connection-Id"), headers.get("Provider-Config-Key")
+        if self.redis_prefix is None or not connection_id or not provider_config_key:
+            return None
+        prefix = self.redis_prefix
+        return lambda identity: (versions.version_key(prefix, identity.environment_id, provider_config_key,
+                                                      connection_id), versions.epoch_key(prefix))

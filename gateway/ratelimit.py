@@ -28,6 +28,7 @@ class Decision:
     limit: int
     remaining: int
     reset_at: int  # epoch seconds when the window ends
+    peeked: tuple = ()  # values of the keys read along with the charge (Redis only), bytes or None
 
     def headers(self, now: float | None = None) -> dict[str, str]:
         now = time.time() if now is None else now
@@ -64,19 +65,22 @@ class MemoryCounters:
             self._counts[key] = count
             return count
 
-    def incr_and_epoch(self, key: str, window: int) -> tuple[int, object]:
-        return self.incr(key, window), NO_EPOCH
+    def incr_and_epoch(self, key: str, window: int, peek: tuple[str, ...] = ()) -> tuple[int, object, tuple]:
+        return self.incr(key, window), NO_EPOCH, ()
 
     def peek(self, key: str, window: int) -> int:
         with self._lock:
             return self._counts.get(key, 0) if window == self._window else 0
 
 
-# KEYS[1]: the window's counter, KEYS[2]: the keys epoch; ARGV[1]: the counter's lifetime.
+# KEYS[1]: the window's counter, KEYS[2]: the keys epoch, KEYS[3…]: keys to read along (a
+# missing one is false in Lua, nil in the answer); ARGV[1]: the counter's lifetime.
 CHARGE_SCRIPT = """
 local count = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
-return {count, redis.call('GET', KEYS[2])}
+local answer = {count}
+for i = 2, #KEYS do answer[i] = redis.call('GET', KEYS[i]) end
+return answer
 """
 
 
@@ -96,12 +100,12 @@ class RedisCounters:
         pipe.expire(name, WINDOW * 2, nx=True)
         return int(pipe.execute()[0])
 
-    def incr_and_epoch(self, key: str, window: int) -> tuple[int, object]:
-        """Charge and read the keys epoch in the same round trip: one script call (one command
-        to pack, one reply to parse) costs the gateway less than a three-command pipeline."""
-        count, epoch = self._charge(keys=[f"{self.prefix}:rl:{key}:{window}", f"{self.prefix}:keys:epoch"],
-                                    args=[WINDOW * 2])
-        return int(count), epoch
+    def incr_and_epoch(self, key: str, window: int, peek: tuple[str, ...] = ()) -> tuple[int, object, tuple]:
+        """Charge, and read the keys epoch and the `peek` keys, in the same round trip: one script
+        call (one command to pack, one reply to parse) costs less than a pipeline."""
+        count, epoch, *peeked = self._charge(
+            keys=[f"{self.prefix}:rl:{key}:{window}", f"{self.prefix}:keys:epoch", *peek], args=[WINDOW * 2])
+        return int(count), epoch, tuple(peeked)
 
     def peek(self, key: str, window: int) -> int:
         value = self.client.get(f"{self.prefix}:rl:{key}:{window}")
@@ -148,16 +152,17 @@ class RateLimiter:
         """Count one request of the account; None means the counters are unreachable."""
         return self.charge_with_epoch(account_id, limit, now)[0]
 
-    def charge_with_epoch(self, account_id: int, limit: int, now: float | None = None):
-        """(decision, keys epoch): the epoch is a fresh object when Redis cannot tell it."""
+    def charge_with_epoch(self, account_id: int, limit: int, now: float | None = None, peek: tuple[str, ...] = ()):
+        """(decision, keys epoch): the epoch is a fresh object when Redis cannot tell it. The
+        decision carries the values of the `peek` keys, read in the same round trip."""
         now = time.time() if now is None else now
         window = window_of(now)
-        result = self._call(lambda: self.counters.incr_and_epoch(f"acct:{account_id}", window))
+        result = self._call(lambda: self.counters.incr_and_epoch(f"acct:{account_id}", window, peek))
         if result is None:
             return None, object()
-        count, epoch = result
+        count, epoch, peeked = result
         decision = Decision(allowed=count <= limit, limit=limit, remaining=max(0, limit - count),
-                            reset_at=(window + 1) * WINDOW)
+                            reset_at=(window + 1) * WINDOW, peeked=peeked)
         return decision, epoch
 
     def refund(self, account_id: int, now: float | None = None) -> None:

@@ -5,6 +5,10 @@ from gevent import monkey
 
 monkey.patch_all()
 
+from common.cooperative import cheap_liveness_checks  # noqa: E402
+
+cheap_liveness_checks()
+
 from common.serve import main  # noqa: E402
 
 main("proxy")

@@ -1,5 +1,5 @@
-"""The proxy process: outbound API calls made on behalf of a connection (`/proxy/*`), and the
-egress addresses customers allowlist (`/egress-ips`).
+"""The proxy process: outbound API calls made on behalf of a connection (`/proxy/*`, served by
+services/proxy/passage.py), and the egress addresses customers allowlist (`/egress-ips`).
 
 It runs on gevent workers (`common.serve`): a proxied call mostly waits on a third-party API, so
 hundreds are held in flight per process without a thread each.
@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import socket
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 
 from common.egress import Egress, EgressConfig
-from common.errors import ApiError
 from common.httpapp import base_app, current_identity, install_health, require_internal_key
 from common.internal import StoreClient
 from common.settings import Settings, load_settings
 from common.startup import StartupError
-from services.proxy import contract
-from services.proxy.calls import Body, ProxyCalls
+from services.proxy.calls import ProxyCalls
 from services.proxy.credentials import CredentialCache
+from services.proxy.passage import ProxyPassage
 from services.proxy.records import Recorder
-
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND", "REPORT"]
 
 
 def check_source_addresses(settings: Settings) -> None:
@@ -35,24 +32,6 @@ def check_source_addresses(settings: Settings) -> None:
             except OSError as exc:
                 raise StartupError(f"EGRESS_SOURCE_IPS: {address} is not an address of this machine "
                                    f"({exc.strerror or exc})") from None
-
-
-def raw_target() -> tuple[str, str]:
-    """(path after /proxy, query) exactly as sent, percent-encoding kept."""
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
-    path, _, query = raw.partition("?")
-    return path[len("/proxy"):], query
-
-
-def request_body(max_replay: int) -> Body:
-    """Small bodies are kept (so retries can resend them); larger ones stream straight through."""
-    length = request.content_length
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if not length and not chunked:
-        return Body(None, True, {})
-    if length is not None and length <= max_replay:
-        return Body(request.get_data(), True, {})
-    return Body(request.stream, False, {"Content-Length": str(length)} if length is not None else {})
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -72,17 +51,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # this internal service.
     app.url_map.merge_slashes = False
     require_internal_key(app, settings.INTERNAL_API_KEY)
+    app.wsgi_app = ProxyPassage(app.wsgi_app, calls, settings.INTERNAL_API_KEY, settings)
     install_health(app, lambda: {"process": "ok"})
-
-    @app.route("/proxy", methods=METHODS, strict_slashes=False)
-    @app.route("/proxy/<path:_endpoint>", methods=METHODS, strict_slashes=False)
-    def proxy(_endpoint: str = ""):
-        identity = current_identity()
-        if identity.key_kind != "secret":
-            raise ApiError("Proxied calls need the environment's secret key.", code="forbidden", status=403)
-        endpoint, query = raw_target()
-        call = contract.parse(request.headers, endpoint, query, max_retries=settings.PROXY_MAX_RETRIES)
-        return calls.run(identity, call, request.method, request_body(settings.PROXY_MAX_REPLAY_BYTES))
 
     @app.get("/egress-ips")
     def egress_ips():

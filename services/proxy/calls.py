@@ -16,8 +16,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from flask import Response
-
 from common.egress import Deadline, Egress, EgressResponse, OutboundRefused, UpstreamTimeout, UpstreamUnreachable
 from common.errors import ApiError
 from common.identity import Identity
@@ -58,7 +56,7 @@ class Record:
             operations.debug(json.dumps({"operation": "proxy", **self.fields()}, separators=(",", ":")))
 
     def fields(self) -> dict:
-        """The record's content: `call.endpoint` is the path without its query (app.raw_target)."""
+        """The record's content: `call.endpoint` is the path without its query (passage.raw_target)."""
         return {"environment_id": self.identity.environment_id, "provider_config_key": self.call.provider_config_key,
                 "connection_id": self.call.connection_id, "method": self.method, "path": self.call.endpoint,
                 "status": self.status, "outcome": self.outcome, "attempts": self.attempts,
@@ -82,10 +80,11 @@ class ProxyCalls:
         self.credentials = credentials or CredentialCache(store, None)
         self.recorder = recorder
 
-    def run(self, identity: Identity, call: ProxyCall, method: str, body: Body) -> Response:
+    def run(self, identity: Identity, call: ProxyCall, method: str, body: Body, versions=None) -> Answer:
+        """Make the call; `versions` are the credential versions the gateway read for it, if any."""
         record = Record(identity, call, method, self.recorder)
         try:
-            answer = self._exchange(identity, call, method, body, record)
+            answer = self._exchange(identity, call, method, body, record, versions)
             return self._relay(answer, call, record)
         except OutboundRefused as refused:
             # Nango's code and words for a destination its policy refuses; the reason goes to the log.
@@ -102,8 +101,8 @@ class ProxyCalls:
         return injection.build(connection, call, provider_fields=connection.get("connection_config_schema") or {},
                                override_enabled=self.settings.NANGO_PROXY_BASE_URL_OVERRIDE_ENABLED)
 
-    def _exchange(self, identity, call, method, body: Body, record: Record) -> EgressResponse:
-        connection = self.credentials.get(identity, call.provider_config_key, call.connection_id)
+    def _exchange(self, identity, call, method, body: Body, record: Record, versions=None) -> EgressResponse:
+        connection = self.credentials.get(identity, call.provider_config_key, call.connection_id, versions)
         outbound = self._outbound(connection, call)
         deadline = Deadline(self.settings.PROXY_TOTAL_TIMEOUT)
         provider_retry = (connection.get("proxy") or {}).get("retry") or {}
@@ -161,33 +160,52 @@ class ProxyCalls:
         time.sleep(wait)
         return True
 
-    def _relay(self, answer: EgressResponse, call: ProxyCall, record: Record) -> Response:
-        """The upstream answer as the caller's response; errors up to the first chunk are JSON."""
+    def _relay(self, answer: EgressResponse, call: ProxyCall, record: Record) -> Answer:
+        """The upstream answer for the caller; errors up to the first chunk are JSON."""
         answer.check_declared_size()
         inflating = answer.inflater(call.decompress) is not None
         chunks = answer.stream(call.decompress)
         first = next(chunks, b"")
         dropped = HOP_BY_HOP | ({"content-encoding", "content-length"} if inflating else set())
         headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in dropped]
+        return Answer(answer.status, headers, RelayedBody(first, chunks, record))
 
-        def body():
-            record.bytes = len(first)
-            try:
-                yield first
-                for chunk in chunks:
-                    record.bytes += len(chunk)
-                    yield chunk
-            except ApiError as error:
-                record.outcome = error.code  # the caller sees the stream cut short
-                raise
-            except GeneratorExit:
-                record.outcome = "caller_left"
-                raise
-            finally:
-                chunks.close()
-                record.log()
 
-        response = Response(body(), status=answer.status, headers=headers)
-        if "content-type" not in {k.lower() for k, _ in headers}:
-            del response.headers["Content-Type"]
-        return response
+@dataclass
+class Answer:
+    """What goes back to the caller: the upstream's status and headers, and its body streamed."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: RelayedBody
+
+
+class RelayedBody:
+    """The upstream body as a WSGI iterable. Its record is written when the server closes it,
+    which happens even when the body is never read (HEAD, 204, 304, a caller that left)."""
+
+    def __init__(self, first: bytes, chunks, record: Record):
+        self.first, self.chunks, self.record = first, chunks, record
+        self.started = self.finished = self.closed = False
+
+    def __iter__(self):
+        self.started = True
+        self.record.bytes = len(self.first)
+        try:
+            yield self.first
+            for chunk in self.chunks:
+                self.record.bytes += len(chunk)
+                yield chunk
+            self.finished = True
+        except ApiError as error:
+            self.record.outcome = error.code  # the caller sees the stream cut short
+            raise
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.started and not self.finished and self.record.outcome == "ok":
+            self.record.outcome = "caller_left"
+        self.chunks.close()
+        self.record.log()

@@ -3,11 +3,13 @@ replaced credential stops at once.
 
 Entries are keyed by (environment, provider_config_key, connection_id). Each call reads, with one
 Redis MGET, the connection's version and the all-connections epoch that the store changes after
-every committed write (common/credential_versions.py, services/store/notify.py); the entry is
-used only when both are unchanged since it was fetched, it is younger than `TTL`, and its token
-is not yet within the provider's refresh buffer (`fresh_for`, computed by the store, so refresh
-still happens there). The version is read *before* the store is asked, so a write that lands
-during the fetch leaves an entry whose version is already stale.
+every committed write — or takes them from the gateway, which read them in its rate-limit round
+trip for this call (`X-Authport-Credential-Versions`); see common/credential_versions.py and
+services/store/notify.py. The entry is used only when both are unchanged since it was fetched,
+it is younger than `TTL`, and its token is not yet within the provider's refresh buffer
+(`fresh_for`, computed by the store, so refresh still happens there). The version is read
+*before* the store is asked, so a write that lands during the fetch leaves an entry whose
+version is already stale.
 
 Without Redis (one local process) nothing is cached; if Redis fails, the call asks the store.
 Errors (unknown or deleted connection, refresh backoff) are never cached.
@@ -40,19 +42,26 @@ class CredentialCache:
         # slot -> (connection, version, epoch, monotonic deadline)
         self.entries: dict[tuple[int, str, str], tuple[dict, bytes | None, bytes | None, float]] = {}
 
-    def get(self, identity: Identity, provider_config_key: str, connection_id: str) -> dict:
-        """The connection's credentials and proxy settings, from memory when provably current."""
+    def get(self, identity: Identity, provider_config_key: str, connection_id: str,
+            known: tuple[bytes | None, bytes | None] | None = None) -> dict:
+        """The connection's credentials and proxy settings, from memory when provably current.
+
+        `known`: (version, epoch) as the gateway read them from Redis for this very call; without
+        it they are read here."""
         if self.client is None:
             return self.store.connection_credentials(identity, provider_config_key, connection_id)
         env = identity.environment_id
         slot = (env, provider_config_key, connection_id)
-        try:
-            version, epoch = self.client.mget(version_key(self.prefix, env, provider_config_key, connection_id),
-                                              self.epoch_name)
-        except redis.RedisError as exc:
-            self.entries.pop(slot, None)
-            log.warning("credential cache bypassed (%s: Redis unreachable)", type(exc).__name__)
-            return self.store.connection_credentials(identity, provider_config_key, connection_id)
+        if known is not None:
+            version, epoch = known
+        else:
+            try:
+                version, epoch = self.client.mget(version_key(self.prefix, env, provider_config_key, connection_id),
+                                                  self.epoch_name)
+            except redis.RedisError as exc:
+                self.entries.pop(slot, None)
+                log.warning("credential cache bypassed (%s: Redis unreachable)", type(exc).__name__)
+                return self.store.connection_credentials(identity, provider_config_key, connection_id)
         now = time.monotonic()
         entry = self.entries.get(slot)
         if entry is not None and entry[1] == version and entry[2] == epoch and now < entry[3]:
