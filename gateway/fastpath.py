@@ -19,6 +19,8 @@ from gateway import forwarding
 from gateway.admission import Admission
 
 PREFIX = "/proxy/"
+# What the Flask route accepts too, less OPTIONS (a preflight, answered there without a key).
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "PROPFIND", "REPORT"})
 NO_ARGUMENTS = MultiDict()  # /proxy/* takes its key from the Authorization header only
 
 
@@ -35,7 +37,7 @@ class ProxyFastPath:
 
     def handles(self, environ) -> bool:
         path = environ.get("PATH_INFO", "")
-        return (path.startswith(PREFIX) and environ.get("REQUEST_METHOD") != "OPTIONS"
+        return (path.startswith(PREFIX) and environ.get("REQUEST_METHOD") in METHODS
                 and "/./" not in path + "/" and "/../" not in path + "/")
 
     def __call__(self, environ, start_response):

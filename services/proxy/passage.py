@@ -22,6 +22,8 @@ from services.proxy.calls import Body, ProxyCalls
 
 FORBIDDEN = ApiError("This service only accepts requests from Authport itself.", code="forbidden", status=403)
 _INTERNAL_KEY = "HTTP_" + INTERNAL_KEY_HEADER.upper().replace("-", "_")
+# The methods the SDK's proxy sends (PROPFIND and REPORT: WebDAV APIs).
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
 _VERSIONS = "HTTP_" + VERSIONS_HEADER.upper().replace("-", "_")
 
 
@@ -70,6 +72,11 @@ class ProxyPassage:
     def _proxy(self, environ, start_response):
         if not hmac.compare_digest(environ.get(_INTERNAL_KEY, "").encode(), self.expected):
             raise FORBIDDEN
+        if environ["REQUEST_METHOD"] not in METHODS:
+            error = ApiError(f"Method {environ['REQUEST_METHOD']} not allowed on this route", code="method_not_allowed",
+                             status=405)
+            error.headers = {"Allow": ", ".join(sorted(METHODS))}
+            raise error
         headers = EnvironHeaders(environ)
         identity = Identity.from_headers(headers)
         if identity is None:

@@ -8,8 +8,11 @@ import uuid
 
 import pytest
 import redis
+import requests
 import yaml
 
+from common.identity import INTERNAL_KEY_HEADER
+from common.internal import StoreClient
 from tests.proxy.builders import connect, echo, error, gateway, proxied, unique
 from tests.proxy.conftest import SOURCE_IPS, catalogue
 from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database, raw_rows, unavailable
@@ -145,3 +148,41 @@ def test_a_refresh_after_the_providers_401_reaches_the_other_proxy(cluster, oaut
     second = bearer(rejected)
     assert second != first
     assert all(bearer(r) == second for r in calls(cluster, key, connection_id, "/ping"))
+
+
+def direct(cluster, proxy_url: str, key: str, connection_id: str, endpoint: str = "/api/ping") -> requests.Response:
+    """A proxied call sent straight to a proxy process, as the gateway would but without the
+    credential versions header: the proxy reads the versions from Redis itself."""
+    store = StoreClient(cluster.service_url("store"), cluster.env["INTERNAL_API_KEY"])
+    headers = {INTERNAL_KEY_HEADER: cluster.env["INTERNAL_API_KEY"], "Provider-Config-Key": key,
+               "Connection-Id": connection_id, **store.resolve_key(cluster.dev_key).to_headers()}
+    with requests.Session() as http:
+        http.trust_env = False
+        return http.get(proxy_url + "/proxy" + endpoint, headers=headers, timeout=30)
+
+
+def direct_calls(cluster, key: str, connection_id: str) -> list[requests.Response]:
+    """Three direct calls to the first proxy process."""
+    return [direct(cluster, cluster.service_url("proxy"), key, connection_id) for _ in range(3)]
+
+
+def test_direct_calls_use_the_cache_between_announced_changes(cluster):
+    key, connection_id = connect(gateway(cluster), "echo-key", {"type": "API_KEY", "apiKey": "direct-cached"})
+    assert all(echo(r)["headers"]["x-api-key"] == "direct-cached" for r in direct_calls(cluster, key, connection_id))
+    raw_rows(cluster.database_url, "UPDATE connections SET deleted_at = now() at time zone 'utc' "
+                                   f"WHERE connection_id = '{connection_id}'")
+    assert all(r.status_code == 200 for r in direct_calls(cluster, key, connection_id))
+
+
+def test_direct_calls_see_a_reimport_and_a_delete_at_once(cluster):
+    api = gateway(cluster)
+    key, connection_id = connect(api, "echo-key", {"type": "API_KEY", "apiKey": "direct-first"})
+    for _ in range(2):
+        assert all(echo(r)["headers"]["x-api-key"] == "direct-first" for r in direct_calls(cluster, key, connection_id))
+    response = api.post("/connections", json={"provider_config_key": key, "connection_id": connection_id,
+                                              "credentials": {"type": "API_KEY", "apiKey": "direct-second"}})
+    assert response.status_code == 201, response.text
+    assert all(echo(r)["headers"]["x-api-key"] == "direct-second" for r in direct_calls(cluster, key, connection_id))
+    assert api.delete(f"/connections/{connection_id}", params={"provider_config_key": key}).status_code == 200
+    for response in direct_calls(cluster, key, connection_id):
+        assert response.status_code == 400 and error(response)["code"] == "server_error", response.text
