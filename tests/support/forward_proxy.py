@@ -1,12 +1,16 @@
-"""A tiny forward HTTP proxy for the egress tests: absolute-form requests only (no CONNECT).
+"""A tiny forward HTTP proxy for the egress tests: absolute-form requests and CONNECT tunnels.
 
 It opens its own connection to the target from `source` (a 127.0.0.x address), so an upstream
-can tell that a request came through the proxy, and records every target it was asked for.
+can tell that a request came through the proxy, and records every target it was asked for: the
+absolute URL of a relayed request, `host:port` of a CONNECT. What a client sends into a tunnel is
+kept in `tunnelled`, so a test can show the proxy saw only ciphertext.
 """
 
 from __future__ import annotations
 
 import http.client
+import select
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -41,12 +45,48 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
 
+    def do_CONNECT(self):
+        self.server.targets.append(self.path)
+        host, _, port = self.path.rpartition(":")
+        self.close_connection = True
+        try:
+            upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=10,
+                                                source_address=(self.server.source, 0))
+        except OSError:
+            self.send_error(502)
+            return
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        with upstream:
+            self._tunnel(upstream)
+
+    def _tunnel(self, upstream: socket.socket) -> None:
+        """Copy bytes both ways until either side closes (or both are idle for 10 s)."""
+        ends = {self.connection: upstream, upstream: self.connection}
+        while True:
+            readable, _, _ = select.select(list(ends), [], [], 10)
+            if not readable:
+                return
+            for sock in readable:
+                try:
+                    data = sock.recv(65536)
+                    if sock is self.connection:
+                        with self.server.lock:
+                            self.server.tunnelled.extend(data)
+                    if not data:
+                        return
+                    ends[sock].sendall(data)
+                except OSError:
+                    return
+
 
 class ForwardProxy:
     def __init__(self, host: str = "127.0.0.4", source: str = "127.0.0.5"):
         self.server = ThreadingHTTPServer((host, 0), _Handler)
         self.server.daemon_threads = True
         self.server.targets = []
+        self.server.tunnelled = bytearray()
+        self.server.lock = threading.Lock()
         self.server.source = source
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -59,6 +99,11 @@ class ForwardProxy:
     @property
     def targets(self) -> list[str]:
         return list(self.server.targets)
+
+    @property
+    def tunnelled(self) -> bytes:
+        with self.server.lock:
+            return bytes(self.server.tunnelled)
 
     def stop(self) -> None:
         self.server.shutdown()
