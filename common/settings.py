@@ -52,6 +52,13 @@ def to_positive_int(raw: str) -> int:
     return number
 
 
+def to_non_negative_int(raw: str) -> int:
+    number = to_int(raw)
+    if number < 0:
+        raise ValueError(f"expected a whole number of at least 0, got {number}")
+    return number
+
+
 def to_port(raw: str) -> int:
     port = to_int(raw)
     if not 0 <= port <= 65535:
@@ -242,6 +249,11 @@ VARIABLES: tuple[Var, ...] = (
     Var("PROXY_MAX_RETRIES", to_int, 10, "Upper bound of the Retries header."),
     Var("PROXY_RETRY_BACKOFF", to_seconds, 1.0, "First wait of the exponential backoff between retries (seconds)."),
     Var("EGRESS_POOL_MAXSIZE", to_positive_int, 256, "Idle connections kept per upstream address."),
+    Var("OPERATIONS_RETENTION_DAYS", to_non_negative_int, 30,
+        "Days operation records are kept before the purge job deletes them (0: keep them forever)."),
+    Var("PURGE_INTERVAL_SECONDS", to_non_negative_int, 3600,
+        "Seconds between the store's purge rounds (deleted connections after 31 days, old operation records; "
+        "0: no background rounds, run `python -m services.store.admin purge` instead)."),
 )
 BY_NAME = {var.name: var for var in VARIABLES}
 

@@ -18,6 +18,7 @@ that cannot be done as given (unknown name, duplicate, last key), exit with 2.
     encryption status                    (values per key id, to see a rotation through)
     encryption rotate                    (re-encrypt under NANGO_ENCRYPTION_KEY, online, in batches)
     operations list [--env dev] [--limit N]   (recent proxied calls and refreshes, JSON lines)
+    purge [--now ISO8601]                (one purge round now; prints the counts as JSON)
 
 Commands that take --env also take --account (default: the default account).
 """
@@ -33,7 +34,7 @@ from common.errors import ApiError
 from common.providers import Catalogue, CatalogueError
 from common.settings import SettingsError, load_settings
 from common.startup import StartupError
-from services.store import accounts, admin_accounts, admin_operations, admin_webhooks, atrest, envvars
+from services.store import accounts, admin_accounts, admin_operations, admin_purge, admin_webhooks, atrest, envvars
 from services.store.admin_accounts import environment
 from services.store.app import prepare_database
 from services.store.bootstrap import DEFAULT_ACCOUNT
@@ -114,7 +115,7 @@ Command = Callable[[StoreContext, object, argparse.Namespace], None]
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Authport store administration.")
     groups = parser.add_subparsers(dest="group", required=True,
-                                   metavar="{accounts,env-var,environments,keys,webhook,encryption,operations}")
+                                   metavar="{accounts,env-var,environments,keys,webhook,encryption,operations,purge}")
 
     def command(group: argparse.ArgumentParser, name: str, run: Command, helptext: str, env: bool = False):
         sub = group.add_parser(name, help=helptext, description=helptext)
@@ -142,6 +143,7 @@ def build_parser() -> Parser:
     sub = command(enc, "rotate", encryption_rotate, "re-encrypt every stored secret under NANGO_ENCRYPTION_KEY")
     sub.add_argument("--batch", type=int, default=atrest.BATCH, help="rows per transaction")
     admin_operations.register(groups, command)
+    admin_purge.register(groups, command)
     return parser
 
 

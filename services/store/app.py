@@ -16,6 +16,7 @@ from common.startup import StartupError, database_error
 from services.store import atrest, bootstrap, migrations
 from services.store.context import StoreContext
 from services.store.db import DatabaseUrlError, database, open_database
+from services.store.purge import PurgeJob
 
 log = logging.getLogger("authport.store")
 
@@ -93,8 +94,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     require_internal_key(app, settings.INTERNAL_API_KEY)
     install_decryption_errors(app)
 
+    # Started by the first request each forked worker serves: see PurgeJob for why not here.
+    purge_job = app.extensions["authport_purge"] = PurgeJob(settings, db)
+
     @app.before_request
     def _open_db():
+        purge_job.start_in_worker()
         db.connect(reuse_if_open=True)
 
     @app.teardown_request
