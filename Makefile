@@ -17,8 +17,10 @@ up: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
+# Two test processes, each taking whole files (module-scoped systems stay in one process): most
+# tests wait on real processes and rate-limit windows, so the suite takes about 60 % of the time.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
