@@ -183,9 +183,11 @@ class PurgeJob:
     def start(self) -> None:
         """Start the rounds in this process (once), unless PURGE_INTERVAL_SECONDS is 0."""
         with self._guard:
-            if self.interval <= 0 or self._started_in == os.getpid():
+            if self._started_in == os.getpid():
                 return
-            self._started_in = os.getpid()
+            self._started_in = os.getpid()  # also with rounds off: later requests skip the lock
+            if self.interval <= 0:
+                return
             self._stop = threading.Event()
             threading.Thread(target=self._loop, name="authport-purge", daemon=True).start()
 
