@@ -25,7 +25,13 @@ from common.internal import StoreClient
 from tests.auth.popup import Socket, run_popup
 from tests.proxy.builders import connect, error, gateway, proxied
 from tests.store import admin
-from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database, unavailable
+from tests.support.databases import (
+    REDIS_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    drop_redis_prefix,
+    unavailable,
+)
 from tests.support.system import make_system
 
 OK = b'{"ok": true}'
@@ -102,9 +108,7 @@ def system(request, tmp_path_factory, scripted):
         yield running.start()
     finally:
         running.stop()
-        client = redis.Redis.from_url(REDIS_URL)
-        for name in client.scan_iter(f"{prefix}:*"):
-            client.delete(name)
+        drop_redis_prefix(prefix)
         if request.param == "postgres":
             drop_postgres_database(url)
 

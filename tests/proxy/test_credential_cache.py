@@ -15,7 +15,14 @@ from common.identity import INTERNAL_KEY_HEADER
 from common.internal import StoreClient
 from tests.proxy.builders import connect, echo, error, gateway, proxied, unique
 from tests.proxy.conftest import SOURCE_IPS, catalogue
-from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database, raw_rows, unavailable
+from tests.support.databases import (
+    REDIS_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    drop_redis_prefix,
+    raw_rows,
+    unavailable,
+)
 from tests.support.oauth_server import OAuthServer, Token
 from tests.support.system import free_port, make_system
 
@@ -51,9 +58,7 @@ def cluster(tmp_path_factory, upstream, sentinel, oauth_server):
         yield system
     finally:
         system.stop()
-        client = redis.Redis.from_url(REDIS_URL)
-        for name in client.scan_iter(f"{prefix}:*"):
-            client.delete(name)
+        drop_redis_prefix(prefix)
         drop_postgres_database(url)
 
 

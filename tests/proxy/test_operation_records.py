@@ -24,7 +24,7 @@ from services.proxy.records import MAX_BODY, Recorder, encode, parts
 from tests.proxy.builders import OAUTH2, connect, echo, error, gateway, proxied
 from tests.proxy.conftest import SOURCE_IPS, catalogue
 from tests.store import raw_text
-from tests.support.databases import REDIS_URL, raw_rows, unavailable
+from tests.support.databases import REDIS_URL, drop_redis_prefix, raw_rows, unavailable
 from tests.support.system import free_port, make_system
 
 COLUMNS = ("method", "path", "status", "attempts", "egress_address", "duration_ms", "outcome", "bytes", "success",
@@ -135,9 +135,7 @@ def cached(tmp_path_factory, upstream, sentinel):
         yield running.start()
     finally:
         running.stop()
-        client = redis.Redis.from_url(REDIS_URL)
-        for name in client.scan_iter(f"{prefix}:*"):
-            client.delete(name)
+        drop_redis_prefix(prefix)
 
 
 def stop(system, name: str) -> None:

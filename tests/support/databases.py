@@ -72,3 +72,15 @@ def raw_rows(database_url: str, sql: str) -> list[tuple]:
     finally:
         conn.commit()
         conn.close()
+
+
+def drop_redis_prefix(prefix: str) -> None:
+    """Delete every Redis key a test system wrote under its REDIS_KEY_PREFIX."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for name in client.scan_iter(f"{prefix}:*"):
+            client.delete(name)
+    finally:
+        client.close()
