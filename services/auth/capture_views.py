@@ -1,19 +1,26 @@
-"""Credentials the end user types or holds: API key, basic, and OAuth 2 client credentials.
+"""Credentials the end user types or holds: API key, basic, OAuth 2 client credentials and NetSuite
+TBA tokens.
 
 Each route answers JSON: 200 `{connectionId, providerConfigKey}`, or Nango's error shape, which
 the frontend SDK turns into `AuthError(message, code)`."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from typing import Annotated
 
+from flask import Blueprint, jsonify, request
+from pydantic import StringConstraints
+
+from common import request_signing as signing
 from common.errors import ApiError
 from common.httpapp import current_identity
-from common.validation import json_body, validate
+from common.validation import Strict, json_body, validate
 from services.auth import oauth2, verification, webhooks
 from services.auth.context import ctx
 from services.auth.flow import Flow, begin, read_query
-from services.auth.schemas import ApiKeyBody, BasicBody, ClientCredentialsBody, dump
+from services.auth.schemas import ApiKeyBody, BasicBody, ClientCredentialsBody, Credential, dump
+
+Override = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 bp = Blueprint("capture", __name__)
 
@@ -51,6 +58,38 @@ def basic(key: str):
     credentials = {"type": "BASIC", "username": body.username, "password": body.password}
     verification.verify(ctx().outbound, flow.provider, credentials, flow.connection_config)
     return save(flow, credentials)
+
+
+class TbaBody(Strict):
+    token_id: Credential
+    token_secret: Credential
+    oauth_client_id_override: Override | None = None
+    oauth_client_secret_override: Override | None = None
+
+
+@bp.post("/auth/tba/<path:key>")
+def tba(key: str):
+    body = validate(TbaBody, json_body(request))
+    flow = start(key, "TBA")
+    credentials = {"type": "TBA", "token_id": body.token_id, "token_secret": body.token_secret}
+    override = {k: v for k, v in (("client_id", body.oauth_client_id_override),
+                                  ("client_secret", body.oauth_client_secret_override)) if v}
+    if override:
+        credentials["config_override"] = override
+    verify_tba(flow, credentials)
+    return save(flow, credentials)
+
+
+def verify_tba(flow: Flow, credentials: dict) -> None:
+    """Refuse an unusable account id before anything is sent, then verify with signed calls."""
+    problem = signing.account_id_problem(flow.provider, flow.connection_config)
+    if problem is not None:
+        raise ApiError(problem, code="invalid_connection_config", status=400)
+    consumer = {"consumer_key": flow.integration.get("client_id"),
+                "consumer_secret": flow.integration.get("client_secret")}
+    signer = signing.tba_signer({"credentials": credentials, "connection_config": flow.connection_config,
+                                 "oauth1": consumer})
+    verification.verify(ctx().outbound, flow.provider, credentials, flow.connection_config, signer)
 
 
 @bp.post("/oauth2/auth/<path:key>")

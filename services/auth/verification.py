@@ -38,17 +38,22 @@ def request_parts(provider: dict, credentials: dict, connection_config: dict, en
     return url, headers
 
 
-def verify(outbound: Outbound, provider: dict, credentials: dict, connection_config: dict) -> None:
-    """Raise `connection_test_failed` unless one verification endpoint accepts the credentials."""
+def verify(outbound: Outbound, provider: dict, credentials: dict, connection_config: dict, signer=None) -> None:
+    """Raise `connection_test_failed` unless one verification endpoint accepts the credentials.
+
+    `signer(method, url, headers, body)` gives the headers that sign a call (OAuth 1.0a, TBA)."""
     check = (provider.get("proxy") or {}).get("verification")
     if not check:
         return
     endpoints = check.get("endpoints") or ([check["endpoint"]] if check.get("endpoint") else [])
+    method = str(check.get("method") or "GET").upper()
     status = None
     for endpoint in endpoints:
         url, headers = request_parts(provider, credentials, connection_config, endpoint)
+        if signer is not None:
+            headers.update(signer(method, url, headers, None))
         try:
-            answer = outbound.send(str(check.get("method") or "GET").upper(), url, headers=headers)
+            answer = outbound.send(method, url, headers=headers)
         except ApiError as exc:
             raise test_failed(f"The provider could not be reached to verify the credentials ({exc.code})") from None
         if answer.ok:

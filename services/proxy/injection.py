@@ -10,8 +10,8 @@ redirect to another origin drops them.
 Templates fill `${accessToken}`, `${apiKey}`, `${credentials.…}` and `${connectionConfig.…}`, and
 two helpers: `${now}` (the current time, ISO 8601 UTC) and `${base64(…)}`, whose argument is itself
 a template (`Basic ${base64(${credentials.username}:${credentials.password})}`). A template with a
-value missing, at any depth, gives nothing. OAUTH1 connections get a signer (services/proxy/signing.py)
-that the caller applies to every attempt; TBA and AWS_SIGV4 are refused.
+value missing, at any depth, gives nothing. OAUTH1 and TBA connections get a signer
+(common/request_signing.py) that the caller applies to every attempt; AWS_SIGV4 is refused.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
+from common import request_signing as signing
 from common.errors import ApiError
-from services.proxy import signing
 from services.proxy.contract import ProxyCall
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
@@ -32,7 +32,8 @@ CREDENTIAL_NAMES = re.compile(r"\$\{(accessToken|apiKey|credentials\.[^}]+)\}")
 PLAIN_VALUE = re.compile(r"^[A-Za-z0-9._~-]+$")
 BEARER_ACCESS_TOKEN = {"OAUTH2", "APP", "MCP_OAUTH2", "MCP_OAUTH2_GENERIC", "CUSTOM"}
 BEARER_TOKEN = {"OAUTH2_CC", "JWT", "SIGNATURE", "TWO_STEP", "BILL"}
-UNSIGNED = {"TBA", "AWS_SIGV4"}
+UNSIGNED = {"AWS_SIGV4"}
+SIGNERS = {"OAUTH1": signing.oauth1_signer, "TBA": signing.tba_signer}
 BASE64_CALL = re.compile(r"base64\((.*)\)", re.S)
 USER_AGENT = "Authport-Proxy"
 
@@ -43,7 +44,7 @@ class Outbound:
     headers: dict[str, str]
     protected_headers: frozenset[str]
     protected_query: frozenset[str]
-    # (method, url, headers, body) -> headers to add, applied to every attempt (OAuth 1.0a)
+    # (method, url, headers, body) -> headers to add, applied to every attempt (OAuth 1.0a, TBA)
     signer: Callable[..., dict[str, str]] | None = None
 
 
@@ -201,7 +202,7 @@ def build(connection: dict, call: ProxyCall, *, provider_fields: dict, override_
     base = urlsplit(base_url(connection, provider_fields, call.base_url_override))
     mode = connection.get("auth_mode") or ""
     credential = auth_headers(mode, connection.get("credentials") or {})
-    signer = signing.oauth1_signer(connection) if mode == "OAUTH1" else None
+    signer = SIGNERS[mode](connection) if mode in SIGNERS else None
     extra, protected = provider_headers(connection)
     protected |= set(credential) | ({"authorization"} if signer else set())
     headers = {"user-agent": USER_AGENT, **extra, **credential}

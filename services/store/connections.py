@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from peewee import IntegrityError
 
 from common.errors import ApiError, NotFound, field_error
+from common.request_signing import account_id_problem
 from services.store import formatters, hotpath, notify
 from services.store import integrations as integrations_domain
 from services.store.context import StoreContext
@@ -69,6 +70,16 @@ def merged_tags(explicit: dict | None, end_user: EndUser | None) -> dict:
     return {**explicit, **{k: v for k, v in auto_tags(end_user).items() if k not in explicit}}
 
 
+
+
+def check_account_id(provider: dict, connection_config: dict | None) -> None:
+    """TBA connections need a usable `connection_config.accountId` (the realm they sign with)."""
+    message = account_id_problem(provider, connection_config)
+    if message is not None:
+        raise ApiError(code="invalid_body", status=400, message=message, errors=[
+            field_error(["connection_config", "accountId"], message)])
+
+
 def find(env_id: int, provider_config_key: str, connection_id: str) -> tuple[Connection, Integration] | None:
     row = (Connection.select(Connection, Integration).join(Integration)
            .where((Connection.environment == env_id) & (Integration.unique_key == provider_config_key)
@@ -86,10 +97,13 @@ def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) ->
     integration = integrations_domain.find(env_id, body.provider_config_key)
     if integration is None:
         raise NotFound("Integration does not exist")
-    mode = (ctx.catalogue.get(integration.provider) or {}).get("auth_mode")
+    provider = ctx.catalogue.get(integration.provider) or {}
+    mode = provider.get("auth_mode")
     if body.credentials.type != mode:
         raise ApiError(code="invalid_body", status=400, message=None, errors=[field_error(
             ["credentials", "type"], f"Provider {integration.provider} does not support {body.credentials.type} auth")])
+    if mode == "TBA":
+        check_account_id(provider, body.connection_config)
     credentials, expires_at = build_credentials(body.credentials)
     connection_id = body.connection_id or str(uuid.uuid4())
     existing = find(env_id, body.provider_config_key, connection_id)

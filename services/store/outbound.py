@@ -1,8 +1,8 @@
 """What the proxy needs to call a provider for one connection: its credentials, its connection
 config and the provider's proxy settings. Credentials leave the store only this way, decrypted,
-over the internal network to the proxy. For an OAUTH1 connection the answer also carries what signs
-its requests (`oauth1`): the integration's client id and secret (consumer key and secret) and the
-provider's signature method."""
+over the internal network to the proxy. For an OAUTH1 or TBA connection the answer also carries what
+signs its requests (`oauth1`): the integration's client id and secret (consumer key and secret) and
+the provider's signature method."""
 
 from __future__ import annotations
 
@@ -73,6 +73,6 @@ def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, 
         # The proxy's cache (services/proxy/credentials.py) asks again before this many seconds.
         "fresh_for": refresh.seconds_fresh(conn, provider),
     }
-    if auth_mode == "OAUTH1":
+    if auth_mode in ("OAUTH1", "TBA"):
         answer["oauth1"] = oauth1_consumer(ctx, integration, provider)
     return answer

@@ -122,8 +122,21 @@ class BasicImport(Strict):
     password: Annotated[str, StringConstraints(max_length=1024)] = ""
 
 
+class ClientOverride(Strict):
+    client_id: Secret | None = None
+    client_secret: Secret | None = None
+
+
+class TbaImport(Strict):
+    type: Literal["TBA"]
+    token_id: Secret
+    token_secret: Secret
+    config_override: ClientOverride | None = None
+
+
 ImportCredentials = Annotated[
-    OAuth2Import | OAuth2CCImport | OAuth1Import | ApiKeyImport | BasicImport, Field(discriminator="type")
+    OAuth2Import | OAuth2CCImport | OAuth1Import | ApiKeyImport | BasicImport | TbaImport,
+    Field(discriminator="type"),
 ]
 
 

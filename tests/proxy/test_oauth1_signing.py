@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import pytest
 import yaml
 
-from services.proxy.signing import OAuth1Signer
+from common.request_signing import OAuth1Signer
 from tests.proxy.builders import error, gateway, proxied, unique
 from tests.support.databases import create_postgres_database, drop_postgres_database
 from tests.support.system import make_system

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -150,6 +151,11 @@ class _Server(ThreadingHTTPServer):
         with self.state.lock:
             self.state.connections += 1
         return sock, address
+
+    def handle_error(self, request, client_address):
+        # A caller that leaves mid-answer (tests do, on purpose) is not worth a traceback in the log.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class Upstream:

@@ -1,9 +1,11 @@
 """OAuth 1.0a (RFC 5849) signatures of proxied calls: every attempt gets a fresh nonce and timestamp
 and an `Authorization: OAuth …` header signed with the integration's consumer key and secret and the
-connection's token credentials.
+connection's token credentials. TBA (NetSuite token-based authentication) is the same protocol
+signed with HMAC-SHA256 and with a `realm`, the NetSuite account id, in the header.
 
 authlib supplies the primitives: the protocol parameters, the signature base string, the HMAC-SHA1
-and PLAINTEXT signatures and the header's rendering. The parameters to sign are gathered here, not
+and PLAINTEXT signatures and the header's rendering; HMAC-SHA256, which authlib lacks, is the same
+keyed digest over the same base string. The parameters to sign are gathered here, not
 by `ClientAuth.sign`, which refuses plain-http URLs and query strings outside a narrow character set
 (`filter[name]=x`) that upstream APIs accept.
 
@@ -15,6 +17,10 @@ rather than sent under a signature the provider would reject.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
@@ -28,6 +34,8 @@ from authlib.oauth1.rfc5849.util import escape
 from common.errors import ApiError
 
 FORM = "application/x-www-form-urlencoded"
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9]+([_-][A-Za-z0-9]+)*$")  # also keeps the unescaped realm a plain token
+SIGNATURE_HMAC_SHA256 = "HMAC-SHA256"
 SIGNATURE_METHODS = {SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT}
 
 
@@ -71,6 +79,7 @@ class OAuth1Signer:
     token: str = field(repr=False)
     token_secret: str = field(repr=False)
     signature_method: str = SIGNATURE_HMAC_SHA1
+    realm: str | None = None
 
     def __call__(self, method: str, url: str, headers: Mapping[str, str], body) -> dict[str, str]:
         """The Authorization header of one attempt (a fresh nonce and timestamp each time)."""
@@ -84,9 +93,19 @@ class OAuth1Signer:
             # construct_base_string unescapes every oauth_* value (it expects them as read from a
             # header), so they are handed over escaped.
             params = [(k, escape(v) if k.startswith("oauth_") else v) for k, v in params]
-            signature = hmac_sha1_signature(construct_base_string(method, url, params),
-                                            self.consumer_secret, self.token_secret)
-        return {"authorization": prepare_headers([*protocol, ("oauth_signature", signature)])["Authorization"]}
+            text = construct_base_string(method, url, params)
+            if self.signature_method == SIGNATURE_HMAC_SHA256:
+                signature = hmac_sha256_signature(text, self.consumer_secret, self.token_secret)
+            else:
+                signature = hmac_sha1_signature(text, self.consumer_secret, self.token_secret)
+        header = prepare_headers([*protocol, ("oauth_signature", signature)], realm=self.realm)
+        return {"authorization": header["Authorization"]}
+
+
+def hmac_sha256_signature(base_string: str, consumer_secret: str, token_secret: str) -> str:
+    """RFC 5849 §3.4.2 with SHA-256 in place of SHA-1: the key is both secrets, escaped, joined by `&`."""
+    key = f"{escape(consumer_secret or '')}&{escape(token_secret or '')}".encode()
+    return base64.b64encode(hmac.new(key, base_string.encode(), hashlib.sha256).digest()).decode()
 
 
 def oauth1_signer(connection: dict) -> OAuth1Signer:
@@ -104,3 +123,52 @@ def oauth1_signer(connection: dict) -> OAuth1Signer:
                       code="invalid_credentials")
     return OAuth1Signer(str(consumer["consumer_key"]), str(consumer["consumer_secret"]),
                         str(credentials["oauth_token"]), str(credentials["oauth_token_secret"]), method)
+
+
+def account_id_problem(provider: dict, connection_config: dict | None) -> str | None:
+    """Why a TBA connection's `connection_config.accountId` cannot be used, or None when it can.
+
+    It is the realm the calls are signed with and usually part of the API's host, so it must be a
+    plain token matching the catalogue's pattern (the store refuses it at import, auth before it
+    sends a verification call)."""
+    value = (connection_config or {}).get("accountId")
+    schema = (provider.get("connection_config") or {}).get("accountId") or {}
+    pattern = schema.get("pattern") if isinstance(schema, dict) else None
+    if not isinstance(value, str) or not value:
+        return "connection_config.accountId is required for TBA connections"
+    if not ACCOUNT_ID.match(value) or (isinstance(pattern, str) and not re.search(pattern, value)):
+        description = schema.get("description") if isinstance(schema, dict) else None
+        return "connection_config.accountId is not a valid account id" + (
+            f" ({description})" if isinstance(description, str) else "")
+    return None
+
+
+def tba_realm(account_id: str) -> str:
+    """NetSuite's realm for an account id: upper case, `_` before a sandbox suffix (`123_SB1`).
+
+    The host of the account's REST API needs `-` there instead (`123-sb1.suitetalk…`), and the
+    catalogue's templates cannot change a value, so the connection holds the host's form (either
+    form is read here).
+    """
+    return account_id.upper().replace("-", "_")
+
+
+def tba_signer(connection: dict) -> OAuth1Signer:
+    """The signer of a TBA connection's calls: HMAC-SHA256 with the account id as realm."""
+    credentials = connection.get("credentials") or {}
+    override = credentials.get("config_override") or {}
+    consumer = connection.get("oauth1") or {}
+    consumer_key = override.get("client_id") or consumer.get("consumer_key")
+    consumer_secret = override.get("client_secret") or consumer.get("consumer_secret")
+    if not consumer_key or not consumer_secret:
+        raise refused("The integration has no client id and secret (consumer key and secret) to sign TBA "
+                      "requests with", code="missing_client_credentials")
+    if not credentials.get("token_id") or not credentials.get("token_secret"):
+        raise refused("The connection has no token_id and token_secret to sign TBA requests with",
+                      code="invalid_credentials")
+    account_id = (connection.get("connection_config") or {}).get("accountId")
+    if not isinstance(account_id, str) or not ACCOUNT_ID.match(account_id):
+        raise refused("The connection's config has no valid accountId, the realm of TBA requests",
+                      code="invalid_connection_config")
+    return OAuth1Signer(str(consumer_key), str(consumer_secret), str(credentials["token_id"]),
+                        str(credentials["token_secret"]), SIGNATURE_HMAC_SHA256, tba_realm(account_id))
