@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import secrets
 import signal
 import socket
@@ -20,10 +21,36 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "services.proxy", "gateway": "gateway"}
 
 
+# Ports for the processes tests start come from below the kernel's ephemeral range (32768-60999
+# on Linux), so an outgoing connection can never take one between the check and the bind, and
+# each pytest-xdist worker draws from its own slice, so two workers never pick the same one.
+PORT_RANGE = (10000, 32000)
+_handed_out: set[int] = set()
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index, count = int(worker or 0), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    size = (PORT_RANGE[1] - PORT_RANGE[0]) // max(count, 1)
+    start = PORT_RANGE[0] + index * size
+    return range(start, start + size)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port nobody listens on now, not handed out before in this test process."""
+    ports = _port_slice()
+    for _ in range(200):
+        port = random.choice(ports)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def new_secrets() -> dict[str, str]:
