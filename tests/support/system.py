@@ -99,15 +99,20 @@ class System:
                          for p in sorted(self.log_dir.glob("*.log")))
 
     def start(self, timeout: float = 40.0) -> System:
-        for name in ("store", "auth", "proxy", "gateway"):
-            log = open(self.log_dir / f"{name}.log", "ab")
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=self.env, cwd=ROOT,
-                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            if name == "store":
-                self._wait(name, self.service_url("store"), timeout)
-        for name in ("auth", "proxy"):
-            self._wait(name, self.service_url(name), timeout)
-        self._wait("gateway", self.url, timeout)
+        """Start the four processes; if one fails, stop the others before raising (none outlives the test)."""
+        try:
+            for name in ("store", "auth", "proxy", "gateway"):
+                log = open(self.log_dir / f"{name}.log", "ab")
+                self.procs[name] = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=self.env, cwd=ROOT,
+                                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                if name == "store":
+                    self._wait(name, self.service_url("store"), timeout)
+            for name in ("auth", "proxy"):
+                self._wait(name, self.service_url(name), timeout)
+            self._wait("gateway", self.url, timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _wait(self, name: str, url: str, timeout: float) -> None:
