@@ -7,15 +7,13 @@ import secrets
 
 import pytest
 import requests
-import yaml
 
 from tests.api.builders import gateway, unique
 from tests.auth.test_capture import public_key_of
 from tests.auth.test_connect_sessions import create_session
 from tests.proxy.builders import proxied
 from tests.proxy.test_tba_signing import TbaApi, tba_catalogue
-from tests.support.databases import create_postgres_database, drop_postgres_database
-from tests.support.system import make_system
+from tests.support.system import catalogue_system
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +25,9 @@ def tba_api():
 
 @pytest.fixture(scope="module", params=("sqlite", "postgres"))
 def tba_system(request, tmp_path_factory, tba_api):
-    tmp_dir = tmp_path_factory.mktemp(f"tba-auth-{request.param}")
-    (tmp_dir / "providers.yaml").write_text(yaml.safe_dump(tba_catalogue(tba_api)))
-    url = f"sqlite:///{tmp_dir / 'authport.db'}" if request.param == "sqlite" else create_postgres_database()
-    running = make_system(tmp_dir, url, PROVIDERS_FILE=str(tmp_dir / "providers.yaml"), DEFAULT_PLAN="growth",
-                          OUTBOUND_ALLOW_CIDRS="127.0.0.0/8").start()
-    yield running
-    running.stop()
-    if request.param == "postgres":
-        drop_postgres_database(url)
+    with catalogue_system(tmp_path_factory.mktemp(f"tba-auth-{request.param}"), request.param,
+                          tba_catalogue(tba_api)) as running:
+        yield running
 
 
 def post(system, key: str, body: dict, **params) -> requests.Response:

@@ -15,12 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pytest
-import yaml
 
 from common.request_signing import OAuth1Signer
 from tests.proxy.builders import error, gateway, proxied, unique
-from tests.support.databases import create_postgres_database, drop_postgres_database
-from tests.support.system import make_system
+from tests.support.system import catalogue_system
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -165,15 +163,9 @@ def system(request, tmp_path_factory, signed_api):
         "authorization_url": signed_api.url + "/authorize", "token_url": signed_api.url + "/access_token",
         "signature_method": "HMAC-SHA1",
         "proxy": {"base_url": signed_api.url + "/api", "query": {"format": "json"}}}}
-    (tmp_dir / "providers.yaml").write_text(yaml.safe_dump(catalogue))
-    url = f"sqlite:///{tmp_dir / 'authport.db'}" if request.param == "sqlite" else create_postgres_database()
-    running = make_system(tmp_dir, url, PROVIDERS_FILE=str(tmp_dir / "providers.yaml"), DEFAULT_PLAN="growth",
-                          OUTBOUND_ALLOW_CIDRS="127.0.0.0/8", PROXY_RETRY_BACKOFF="0.2",
-                          PROXY_MAX_REPLAY_BYTES="4K").start()
-    yield running
-    running.stop()
-    if request.param == "postgres":
-        drop_postgres_database(url)
+    with catalogue_system(tmp_dir, request.param, catalogue, PROXY_RETRY_BACKOFF="0.2",
+                          PROXY_MAX_REPLAY_BYTES="4K") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from common.errors import ApiError
 from common.providers import Catalogue
@@ -20,8 +19,7 @@ from common.request_signing import OAuth1Signer, tba_realm, tba_signer
 from services.proxy.injection import base_url
 from tests.proxy.builders import error, gateway, proxied, unique
 from tests.proxy.test_oauth1_signing import FORM, SignedApi, base_string, enc, oauth_header, signed_params
-from tests.support.databases import create_postgres_database, drop_postgres_database
-from tests.support.system import make_system
+from tests.support.system import catalogue_system
 
 
 def hmac_sha256(text: str, consumer_secret: str, token_secret: str) -> str:
@@ -130,15 +128,9 @@ def tba_api():
 
 @pytest.fixture(scope="module", params=("sqlite", "postgres"))
 def system(request, tmp_path_factory, tba_api):
-    tmp_dir = tmp_path_factory.mktemp(f"tba-proxy-{request.param}")
-    (tmp_dir / "providers.yaml").write_text(yaml.safe_dump(tba_catalogue(tba_api)))
-    url = f"sqlite:///{tmp_dir / 'authport.db'}" if request.param == "sqlite" else create_postgres_database()
-    running = make_system(tmp_dir, url, PROVIDERS_FILE=str(tmp_dir / "providers.yaml"), DEFAULT_PLAN="growth",
-                          OUTBOUND_ALLOW_CIDRS="127.0.0.0/8", PROXY_RETRY_BACKOFF="0.2").start()
-    yield running
-    running.stop()
-    if request.param == "postgres":
-        drop_postgres_database(url)
+    with catalogue_system(tmp_path_factory.mktemp(f"tba-proxy-{request.param}"), request.param,
+                          tba_catalogue(tba_api), PROXY_RETRY_BACKOFF="0.2") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

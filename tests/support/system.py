@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import random
 import secrets
@@ -174,3 +175,23 @@ def make_system(tmp_dir: Path, database_url: str, **overrides: str) -> System:
         env.pop(name, None)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     return System(env=env, log_dir=tmp_dir)
+
+
+@contextlib.contextmanager
+def catalogue_system(tmp_dir: Path, backend: str, catalogue: dict, **env: str):
+    """A started system on `backend` ("sqlite" or "postgres") whose provider catalogue is `catalogue`;
+    stopped, and its Postgres database dropped, on exit."""
+    import yaml
+
+    from tests.support.databases import create_postgres_database, drop_postgres_database
+
+    (tmp_dir / "providers.yaml").write_text(yaml.safe_dump(catalogue))
+    url = f"sqlite:///{tmp_dir / 'authport.db'}" if backend == "sqlite" else create_postgres_database()
+    running = make_system(tmp_dir, url, PROVIDERS_FILE=str(tmp_dir / "providers.yaml"), DEFAULT_PLAN="growth",
+                          OUTBOUND_ALLOW_CIDRS="127.0.0.0/8", **env).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        if backend == "postgres":
+            drop_postgres_database(url)
