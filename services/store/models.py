@@ -57,6 +57,8 @@ class Environment(Base):
     uid = TextField(unique=True)
     webhook_url = TextField(null=True)
     callback_url = TextField(null=True)
+    hmac_key_enc = TextField(null=True)
+    hmac_enabled = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -213,6 +215,7 @@ class OAuthSession(Base):
     secrets_enc = TextField()
     ws_client_id = TextField(null=True)
     redirect_uri = TextField()
+    may_overwrite = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
     expires_at = DateTimeField()
 
@@ -224,6 +227,7 @@ class OAuthSession(Base):
 # "<table>.<column>.<row uid>".
 ENCRYPTED_FIELDS = (
     (ApiKey, "secret_enc"),
+    (Environment, "hmac_key_enc"),
     (Integration, "client_secret_enc"),
     (Integration, "webhook_secret_enc"),
     (Integration, "app_private_key_enc"),
