@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from common import timestamps
 from common.errors import ApiError
 from services.auth import templates
 from services.auth.outbound import Outbound
@@ -111,34 +112,33 @@ def request_token(outbound: Outbound, provider: dict, url: str, fields: dict[str
 
 
 def expiry(data: dict, provider: dict, default: timedelta | None = None) -> str | None:
-    """When the token expires (ISO-8601 UTC), from `expires_at` or `expires_in`."""
+    """When the token expires (ISO-8601 UTC), from `expires_at` or `expires_in`.
+
+    The token is issued already, so a provider's value beyond what can be stored (`expires_in:
+    1e20`, a date past year 9999) is clamped into timestamps' range rather than refused.
+    """
     now = datetime.now(UTC)
     moment = None
     if data.get("expires_at") not in (None, ""):
-        value = data["expires_at"]
         try:
-            number = float(value)
-            moment = datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
-        except (TypeError, ValueError):
-            try:
-                moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
-                moment = None
+            moment = timestamps.parse_moment(data["expires_at"])
+        except timestamps.OutOfRange as exc:
+            moment = exc.nearest
+        except (TypeError, ValueError, OverflowError, OSError):
+            moment = None
     elif data.get("expires_in") not in (None, ""):
         try:
             seconds = float(data["expires_in"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             seconds = None
         if seconds is not None:
             unit = 1000.0 if provider.get("expires_in_unit") == "milliseconds" else 1.0
-            moment = now + timedelta(seconds=seconds / unit)
+            moment = timestamps.after(now, seconds / unit)
     if moment is None and default is not None:
         moment = now + default
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return timestamps.iso_z(moment)
 
 
 def _at_path(data: dict, path: str) -> Any:

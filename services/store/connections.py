@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from peewee import IntegrityError
 
+from common import timestamps
 from common.errors import ApiError, NotFound, field_error
 from common.request_signing import account_id_problem
 from services.store import formatters, hotpath, notify
@@ -23,21 +24,22 @@ def unknown_provider_config() -> ApiError:
 
 
 def parse_expiry(value) -> datetime | None:
-    """An expiry given as ISO-8601, epoch seconds or epoch milliseconds, as naive UTC."""
+    """An expiry given as ISO-8601, epoch seconds or epoch milliseconds, as naive UTC.
+
+    Out of timestamps' range (datetime overflows near years 1 and 9999) is a 400 like any
+    malformed date, refused before anything is written.
+    """
     if value is None or value == "":
         return None
     try:
-        if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
-            number = float(value)
-            moment = datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
-        else:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
+        moment = timestamps.parse_moment(value)
+    except timestamps.OutOfRange:
+        raise ApiError(code="invalid_body", status=400, message=None, errors=[
+            field_error(["credentials", "expires_at"], f"Invalid date: must be {timestamps.RANGE_TEXT}")]) from None
     except (ValueError, OverflowError, OSError):
         raise ApiError(code="invalid_body", status=400, message=None, errors=[
             field_error(["credentials", "expires_at"], "Invalid date")]) from None
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(tzinfo=None)
 
 
 def build_credentials(given) -> tuple[dict, datetime | None]:
