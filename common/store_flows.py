@@ -23,11 +23,13 @@ class FlowStore(ServiceClient):
     def delete_connect_session(self, session_id: int) -> None:
         self._call("DELETE", f"/internal/connect-sessions/{int(session_id)}")
 
-    def start_flow(self, environment_id: int, provider_config_key: str, session_id: int | None) -> dict:
-        """{integration: {unique_key, provider, client_id, client_secret, scopes, …}, session: {…} | None}."""
+    def start_flow(self, environment_id: int, provider_config_key: str, session_id: int | None,
+                   public: dict | None = None) -> dict:
+        """{integration: {unique_key, provider, client_id, client_secret, scopes, …}, session: {…} | None,
+        may_overwrite}; `public` ({connection_id, hmac}) for a flow started with the public key."""
         return self._call("POST", "/internal/flows/start", {
             "environment_id": environment_id, "provider_config_key": provider_config_key,
-            "connect_session_id": session_id})
+            "connect_session_id": session_id, "public": public})
 
     def create_oauth_session(self, session: dict) -> None:
         self._call("POST", "/internal/oauth-sessions", session)

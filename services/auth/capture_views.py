@@ -37,7 +37,8 @@ def save(flow: Flow, credentials: dict):
     saved = ctx().store.save_connection({
         "environment_id": flow.identity.environment_id, "provider_config_key": flow.provider_config_key,
         "connection_id": flow.connection_id, "connect_session_id": flow.session_id,
-        "credentials": credentials, "connection_config": flow.connection_config})
+        "credentials": credentials, "connection_config": flow.connection_config,
+        "may_overwrite": flow.may_overwrite})
     webhooks.connection_saved(ctx(), saved, credentials["type"])
     return jsonify({"connectionId": saved["connection_id"], "providerConfigKey": saved["provider_config_key"]})
 

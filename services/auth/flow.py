@@ -9,6 +9,7 @@ from typing import Any
 from werkzeug.datastructures import MultiDict
 
 from common.errors import ApiError
+from common.fields import connection_id_problem
 from common.identity import Identity
 from common.validation import parse_query
 from services.auth.context import AuthContext
@@ -31,6 +32,7 @@ class Flow:
     credentials: dict = field(default_factory=dict)
     user_scope: str | None = None
     scopes: Any = None
+    may_overwrite: bool = False  # proved by hmac (public key) or a reconnect session; the store checks again
 
     @property
     def auth_mode(self) -> str:
@@ -56,7 +58,7 @@ def read_query(args: MultiDict) -> dict:
         "connection_id": _text(raw.get("connection_id")), "ws_client_id": _text(raw.get("ws_client_id")),
         "params": _texts(raw.get("params")), "authorization_params": _texts(raw.get("authorization_params")),
         "credentials": _texts(raw.get("credentials")), "user_scope": _text(raw.get("user_scope")),
-        "with_session": "connect_session_token" in raw,
+        "hmac": _text(raw.get("hmac")), "with_session": "connect_session_token" in raw,
     }
 
 
@@ -69,8 +71,12 @@ def begin(app: AuthContext, identity: Identity, key: str, query: dict) -> Flow:
     """Load what the flow needs and apply the session's rules; raises the JSON-shaped errors."""
     if identity.key_kind == "connect_session" and query["connection_id"]:
         raise query_error("connection_id cannot be used with a connect session token", "connection_id")
+    if query["connection_id"] and (problem := connection_id_problem(query["connection_id"])):
+        raise query_error(problem, "connection_id")
     session_id = identity.key_id if identity.key_kind == "connect_session" else None
-    started = app.store.start_flow(identity.environment_id, key, session_id)
+    public = ({"connection_id": query["connection_id"], "hmac": query.get("hmac")}
+              if identity.key_kind == "public" else None)
+    started = app.store.start_flow(identity.environment_id, key, session_id, public)
     integration, session = started["integration"], started["session"]
     provider = app.catalogue.get(integration["provider"])
     if provider is None:
@@ -83,7 +89,8 @@ def begin(app: AuthContext, identity: Identity, key: str, query: dict) -> Flow:
     flow = Flow(identity=identity, provider_config_key=key, integration=integration, provider=provider,
                 session=session, connection_id=query["connection_id"], ws_client_id=query["ws_client_id"],
                 authorization_params=dict(query["authorization_params"]), credentials=dict(query["credentials"]),
-                user_scope=query["user_scope"], scopes=integration.get("scopes"))
+                user_scope=query["user_scope"], scopes=integration.get("scopes"),
+                may_overwrite=started.get("may_overwrite") is True)
     flow.connection_config = {k: v for k, v in query["params"].items() if k != "webhook_url"}
     _apply_defaults(flow, ((session or {}).get("integrations_config_defaults") or {}).get(key) or {})
     if session and session.get("reconnect_connection_id"):

@@ -85,6 +85,7 @@ def save_session(flow: Flow, state: str, redirect_uri: str, flow_secrets: dict) 
         "connection_id": flow.connection_id, "connect_session_id": flow.session_id,
         "connection_config": flow.connection_config, "ws_client_id": flow.ws_client_id,
         "redirect_uri": redirect_uri, "ttl_seconds": int(OAUTH_SESSION_TTL.total_seconds()),
+        "may_overwrite": flow.may_overwrite,
         "secrets": {**flow_secrets, **overrides},
     })
 
@@ -178,7 +179,7 @@ def finish(session: dict) -> dict:
     return ctx().store.save_connection({
         "environment_id": session["environment_id"], "provider_config_key": session["provider_config_key"],
         "connection_id": session["connection_id"], "connect_session_id": session.get("connect_session_id"),
-        "credentials": credentials, "connection_config": config})
+        "credentials": credentials, "connection_config": config, "may_overwrite": session.get("may_overwrite")})
 
 
 def finish_oauth1(session: dict) -> dict:
@@ -208,4 +209,4 @@ def finish_oauth1(session: dict) -> dict:
     return ctx().store.save_connection({
         "environment_id": session["environment_id"], "provider_config_key": session["provider_config_key"],
         "connection_id": session["connection_id"], "connect_session_id": session.get("connect_session_id"),
-        "credentials": credentials, "connection_config": config})
+        "credentials": credentials, "connection_config": config, "may_overwrite": session.get("may_overwrite")})

@@ -15,6 +15,7 @@ that cannot be done as given (unknown name, duplicate, last key), exit with 2.
     keys show --env dev                  (the environment's default secret key and public key)
     keys list|create|rotate|revoke --env dev [--name N]   (named secret keys; rotate --kind public)
     webhook show --env dev | webhook set --env dev URL|--clear   (the auth webhook URL)
+    hmac show|enable|disable|rotate --env dev   (the HMAC key public-key auth flows prove themselves with)
     encryption status                    (values per key id, to see a rotation through)
     encryption rotate                    (re-encrypt under NANGO_ENCRYPTION_KEY, online, in batches)
     operations list [--env dev] [--limit N]   (recent proxied calls and refreshes, JSON lines)
@@ -34,7 +35,16 @@ from common.errors import ApiError
 from common.providers import Catalogue, CatalogueError
 from common.settings import SettingsError, load_settings
 from common.startup import StartupError
-from services.store import accounts, admin_accounts, admin_operations, admin_purge, admin_webhooks, atrest, envvars
+from services.store import (
+    accounts,
+    admin_accounts,
+    admin_hmac,
+    admin_operations,
+    admin_purge,
+    admin_webhooks,
+    atrest,
+    envvars,
+)
 from services.store.admin_accounts import environment
 from services.store.app import prepare_database
 from services.store.bootstrap import DEFAULT_ACCOUNT
@@ -115,7 +125,7 @@ Command = Callable[[StoreContext, object, argparse.Namespace], None]
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Authport store administration.")
     groups = parser.add_subparsers(dest="group", required=True,
-                                   metavar="{accounts,env-var,environments,keys,webhook,encryption,operations,purge}")
+                                   metavar="{accounts,env-var,environments,keys,webhook,hmac,encryption,operations,purge}")
 
     def command(group: argparse.ArgumentParser, name: str, run: Command, helptext: str, env: bool = False):
         sub = group.add_parser(name, help=helptext, description=helptext)
@@ -138,6 +148,7 @@ def build_parser() -> Parser:
     key_cmds = groups.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     admin_accounts.register_keys(key_cmds, command)
     admin_webhooks.register(groups, command)
+    admin_hmac.register(groups, command)
     enc = groups.add_parser("encryption", help="encryption at rest").add_subparsers(dest="action", required=True)
     command(enc, "status", encryption_status, "count stored secrets per key id")
     sub = command(enc, "rotate", encryption_rotate, "re-encrypt every stored secret under NANGO_ENCRYPTION_KEY")

@@ -49,8 +49,9 @@ def delete_connect_session(session_id: int):
 @bp.post("/flows/start")
 def start_flow():
     data = body()
+    public = data.get("public")
     return jsonify(flows.start(ctx(), int(data["environment_id"]), str(data["provider_config_key"]),
-                               data.get("connect_session_id")))
+                               data.get("connect_session_id"), public if isinstance(public, dict) else None))
 
 
 @bp.post("/oauth-sessions")

@@ -11,7 +11,7 @@ from datetime import timedelta
 from common.errors import ApiError, NotFound, field_error
 from common.identity import Identity
 from common.validation import validate
-from services.store import connections, keys, webhooks
+from services.store import connections, hmac_keys, keys, webhooks
 from services.store import integrations as integrations_domain
 from services.store.context import StoreContext
 from services.store.formatters import iso
@@ -108,13 +108,26 @@ def integration_view(ctx: StoreContext, record) -> dict:
             "client_secret": secret, "scopes": record.scopes, "integration_config": record.integration_config}
 
 
-def start(ctx: StoreContext, env_id: int, provider_config_key: str, session_id: int | None) -> dict:
-    """The integration a flow runs for (with its client secret) and the caller's session, if any."""
-    session = session_view(get_session(session_id)) if session_id else None
+def start(ctx: StoreContext, env_id: int, provider_config_key: str, session_id: int | None,
+          public: dict | None = None) -> dict:
+    """The integration a flow runs for (with its client secret), the caller's session, if any, and
+    whether the flow may replace an existing connection.
+
+    `public` ({connection_id, hmac}) marks a flow started with the public key: it may replace a
+    connection only with a valid hmac (`hmac_keys`). A connect session may replace only the
+    connection its reconnect names; any other session flow writes a new connection id."""
+    row = get_session(session_id) if session_id else None
     record = integrations_domain.find(env_id, provider_config_key)
     if record is None:
         raise NotFound(f"Integration {provider_config_key} does not exist", code="unknown_provider_config")
-    return {"integration": integration_view(ctx, record), "session": session}
+    may_overwrite = bool(row and row.reconnect_connection_id)
+    if public is not None:
+        connection_id = public.get("connection_id")
+        exists = bool(connection_id) and connections.find(env_id, provider_config_key, connection_id) is not None
+        may_overwrite = hmac_keys.check_public_flow(ctx.cipher, Environment.get_by_id(env_id), provider_config_key,
+                                                    connection_id, public.get("hmac"), exists)
+    return {"integration": integration_view(ctx, record), "session": session_view(row) if row else None,
+            "may_overwrite": may_overwrite}
 
 
 def create_oauth_session(ctx: StoreContext, body: dict) -> None:
@@ -126,6 +139,7 @@ def create_oauth_session(ctx: StoreContext, body: dict) -> None:
         provider_config_key=body["provider_config_key"], provider=body["provider"],
         connection_id=body["connection_id"], connect_session_id=body.get("connect_session_id"),
         connection_config=body.get("connection_config") or {}, ws_client_id=body.get("ws_client_id"),
+        may_overwrite=body.get("may_overwrite") is True,
         secrets_enc=ctx.cipher.encrypt(json.dumps(body.get("secrets") or {}), "oauth_sessions", "secrets_enc", uid),
         redirect_uri=body["redirect_uri"], created_at=now,
         expires_at=now + timedelta(seconds=int(body.get("ttl_seconds", 900))),
@@ -140,7 +154,7 @@ def consume_oauth_session(ctx: StoreContext, state: str) -> dict:
     view = {"environment_id": row.environment_id, "provider_config_key": row.provider_config_key,
             "provider": row.provider, "connection_id": row.connection_id, "ws_client_id": row.ws_client_id,
             "connect_session_id": row.connect_session_id, "connection_config": row.connection_config or {},
-            "redirect_uri": row.redirect_uri}
+            "redirect_uri": row.redirect_uri, "may_overwrite": bool(row.may_overwrite)}
     if row.expires_at < utcnow():
         raise ApiError("The OAuth flow took too long; start it again", code="expired_state", status=410,
                        payload=view)
@@ -168,6 +182,10 @@ def capture(ctx: StoreContext, body: dict) -> dict:
     connection_id = (session.reconnect_connection_id if session and session.reconnect_connection_id
                      else body.get("connection_id")) or str(uuid.uuid4())
     existed = connections.find(env_id, body["provider_config_key"], connection_id) is not None
+    if existed and not (body.get("may_overwrite") is True or (session and session.reconnect_connection_id)):
+        # Checked again here, not only when the flow started: the connection may have been
+        # created while the end user was at the provider.
+        raise hmac_keys.ConnectionExists()
     payload = {"provider_config_key": body["provider_config_key"], "connection_id": connection_id,
                "credentials": body["credentials"], "connection_config": body.get("connection_config") or {}}
     if session is not None:

@@ -17,6 +17,7 @@ from peewee import (
     TextField,
 )
 
+from common.validation import loads_finite
 from services.store.db import database
 
 
@@ -27,11 +28,15 @@ def utcnow() -> datetime:
 
 
 class JSONField(TextField):
+    """JSON text. A non-finite number is never written (`allow_nan=False`: the edge refuses them);
+    one a release before that check stored reads back as null, so that one bad row cannot make
+    a whole listing unreadable to JSON parsers."""
+
     def db_value(self, value):
-        return None if value is None else json.dumps(value, separators=(",", ":"))
+        return None if value is None else json.dumps(value, separators=(",", ":"), allow_nan=False)
 
     def python_value(self, value):
-        return None if value is None else json.loads(value)
+        return None if value is None else loads_finite(value)
 
 
 class Base(Model):
