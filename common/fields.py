@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import StringConstraints, field_validator
+from pydantic import AfterValidator, StringConstraints, field_validator
 
 from common.validation import Strict
 
@@ -15,8 +15,40 @@ CONNECTION_ID_PATTERN = r"""^[a-zA-Z0-9,.;:=+~\[\]|@${}"'\\/_ -]+$"""
 TAG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-./]*$")
 Id = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Short = Annotated[str, StringConstraints(max_length=255)]
-UniqueKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=KEY_PATTERN)]
-ConnectionId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=CONNECTION_ID_PATTERN)]
+CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
+
+
+def path_segments_problem(value: str) -> str | None:
+    """Why an id could not be reached in a URL path, or None.
+
+    Ids travel as path segments (`/connections/<id>`), percent-encoded or not. The gateway refuses
+    "." and ".." segments (a client removes them, reaching other routes) and the router merges
+    "//", so an id made of such segments would be written and never found again."""
+    if any(part in ("", ".", "..") for part in value.split("/")):
+        return ("must not start or end with '/', contain '//', or have '.' or '..' between slashes "
+                "(it could not be used in a URL)")
+    return None
+
+
+def connection_id_problem(value: str) -> str | None:
+    """The one connection id grammar, for every place an id enters (bodies, queries, paths)."""
+    if not 1 <= len(value) <= 255 or not CONNECTION_ID.fullmatch(value):
+        return f"Invalid string: must match pattern /{CONNECTION_ID_PATTERN}/ and have 1-255 characters"
+    problem = path_segments_problem(value)
+    return f"Invalid connection id: {problem}" if problem else None
+
+
+def _reachable(value: str) -> str:
+    problem = path_segments_problem(value)
+    if problem:
+        raise ValueError(f"Invalid id: {problem}")
+    return value
+
+
+UniqueKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=KEY_PATTERN),
+                      AfterValidator(_reachable)]
+ConnectionId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=CONNECTION_ID_PATTERN),
+                         AfterValidator(_reachable)]
 Email = Annotated[str, StringConstraints(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 

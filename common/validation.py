@@ -4,6 +4,7 @@ and their failures in Nango's error shape (zod's issue codes, messages and paths
 from __future__ import annotations
 
 import json
+import math
 import re
 import types
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -179,11 +180,31 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def loads_finite(text: str | bytes) -> Any:
+    """JSON from another party (a provider's answer), with `NaN`, `Infinity` and numbers too large
+    for a double read as null: nothing that cannot be served back as JSON gets in."""
+    return json.loads(text, parse_constant=lambda _name: None, parse_float=_finite_or_none)
+
+
+def _finite_or_none(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _non_finite_error(path: list, code: str) -> ApiError:
+    return ApiError(code=code, status=400, message=None, errors=[{
+        "code": "invalid_type", "path": path,
+        "message": "Invalid input: expected a finite number (this one is too large to store)"}])
+
+
 def check_json_value(value: Any, code: str = "invalid_body") -> None:
-    """Refuse JSON nested deeper than MAX_DEPTH and strings a database cannot store."""
+    """Refuse JSON nested deeper than MAX_DEPTH, strings a database cannot store, and numbers
+    that are not finite (no JSON parser reads back the `Infinity` they would be served as)."""
     stack: list[tuple[Any, tuple, int]] = [(value, (), 1)]
     while stack:
         item, path, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise _non_finite_error(list(path), code)
         if isinstance(item, str):
             if not _storable(item):
                 raise ApiError(code=code, status=400, message=None, errors=[{
@@ -214,7 +235,7 @@ def json_body(request, *, required: bool = True) -> Any:
         raise ApiError(f"Content-Type must be application/json, got {mimetype}", code="invalid_content_type",
                        status=415)
     try:
-        data = json.loads(raw, parse_constant=_refuse_constant)
+        data = json.loads(raw, parse_constant=_refuse_constant)  # `1e999` parses as inf: refused below
     except (ValueError, UnicodeDecodeError):
         raise ApiError("Invalid JSON in the request body", code="invalid_json", status=400) from None
     except RecursionError:

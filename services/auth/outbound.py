@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from common.egress import Deadline, Egress, EgressConfig
 from common.errors import ApiError
+from common.validation import loads_finite
 
 log = logging.getLogger("authport.auth.outbound")
 MAX_ANSWER = 1 << 20  # a token or verification answer is small; anything larger is refused
@@ -35,7 +36,7 @@ class Answer:
         """The body as a mapping: JSON, or a form-encoded body (GitHub answers so without Accept)."""
         text = self.body.decode("utf-8", errors="replace").strip()
         try:
-            value = json.loads(text)
+            value = loads_finite(text)
             return value if isinstance(value, dict) else None
         except ValueError:
             pass
