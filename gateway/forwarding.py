@@ -6,6 +6,8 @@ and the proxied-call fast path (`gateway.fastpath`) forward in exactly the same 
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Response, request
 
 from common.identity import HEADER_PREFIX, Identity
@@ -17,6 +19,7 @@ HOP_BY_HOP = {
 }
 NOT_FORWARDED = HOP_BY_HOP | {"authorization", "cookie"}
 STREAM_CHUNK = 64 * 1024
+PATH_SAFE = "/!$&'()*+,;=:@-._~"  # RFC 3986 pchar and "/": kept as they are when re-encoding a path
 _PREFIX = HEADER_PREFIX.lower()
 
 
@@ -29,12 +32,18 @@ def outbound_headers(headers) -> dict[str, str]:
 
 
 def raw_target(environ) -> str:
-    """The path and query exactly as the caller sent them (percent-encoding kept), for the proxy."""
+    """The path and query exactly as the caller sent them (percent-encoding kept).
+
+    Every service is sent these bytes, never the decoded path: decoding turns `%3F` into a real
+    query (`/connections/u1%3Fprovider_config_key%3Dgh`) and `%23` into a fragment the HTTP client
+    cuts off, so the service would act on another request than the one the gateway authorised.
+    The service decodes the path as the gateway did and sees the same path and query."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw and raw.startswith("/"):
+    if raw and raw.startswith("/") and "#" not in raw:
         return raw
     query = environ.get("QUERY_STRING")
-    return environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
+    path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
+    return quote(path, safe=PATH_SAFE) + (f"?{query}" if query else "")
 
 
 def streamed_body(environ) -> tuple[object, dict[str, str]]:
@@ -49,11 +58,10 @@ def streamed_body(environ) -> tuple[object, dict[str, str]]:
 
 def forward(client: ServiceClient, identity: Identity | None, *, stream: bool = False) -> Response:
     """Forward the request; with `stream` (the proxy) bodies flow through in chunks both ways."""
+    path = raw_target(request.environ)
     if stream:
-        path = raw_target(request.environ)
         body, framing = streamed_body(request.environ)
     else:
-        path = request.full_path if request.query_string else request.path
         body, framing = request.get_data() or None, {}
     upstream = client.request(
         request.method, path, body=body, headers={**outbound_headers(request.headers), **framing},
