@@ -228,14 +228,6 @@ VARIABLES: tuple[Var, ...] = (
     Var("LOG_LEVEL", to_log_level, "info", "debug, info, warning or error."),
     Var("WORKER_CONNECTIONS", to_positive_int, 1000,
         "Concurrent requests per worker of the event-loop processes (gateway, proxy)."),
-    Var("GATEWAY_HEADER_TIMEOUT", to_seconds, 10.0,
-        "Seconds a client has to send a whole request head (from the connection, or from the first byte "
-        "of a keep-alive request); a partial one is answered 408."),
-    Var("GATEWAY_KEEPALIVE_TIMEOUT", to_seconds, 30.0,
-        "Seconds an idle keep-alive connection to the gateway stays open waiting for the next request."),
-    Var("GATEWAY_BODY_IDLE_TIMEOUT", to_seconds, 30.0,
-        "Seconds a request body may pause between two reads (a slow but steady upload is never cut); "
-        "a stalled one is answered 408."),
     Var("EGRESS_SOURCE_IPS", to_ip_list, (),
         "Comma-separated local addresses outbound calls leave from, in turn (default: the system's choice)."),
     Var("EGRESS_PROXY_URL", to_proxy_url, None,
