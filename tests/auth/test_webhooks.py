@@ -17,6 +17,7 @@ import pytest
 from tests.api.builders import gateway
 from tests.auth.test_capture import post, public_key_of
 from tests.auth.test_connect_sessions import create_session, make_integration
+from tests.auth.test_public_key_flows import digest, hmac_key
 from tests.auth.test_refresh import connected, expire_soon, read
 from tests.store import admin
 from tests.support.npm import npm_install
@@ -98,7 +99,10 @@ def test_a_second_capture_sends_an_override_webhook(system, oauth_server, receiv
     key = make_integration(gateway(system), "test-apikey")
     public = public_key_of(system)
     connection_id = capture_api_key(system, oauth_server, key, public_key=public, connection_id=f"c-{key}")
-    assert capture_api_key(system, oauth_server, key, public_key=public, connection_id=f"c-{key}") == connection_id
+    # Replacing a connection from the public key needs the backend's hmac (the public-key flows' rule).
+    proof = digest(hmac_key(system), key, connection_id)
+    assert capture_api_key(system, oauth_server, key, public_key=public, connection_id=f"c-{key}",
+                           hmac=proof) == connection_id
     first, second = receiver.wait_for(connection_id, 2)
     assert (first.body["operation"], second.body["operation"]) == ("creation", "override")
     assert second.body["success"] is True and "error" not in second.body and "endUser" not in second.body
