@@ -9,9 +9,9 @@ connections by text and are history: they follow their own retention,
 
 Each batch is its own short transaction, so a large backlog never holds a long one (nor, on
 SQLite, the write lock). One round at a time across every store process and replica: a round
-takes a lock without waiting (a Postgres advisory lock, or a lock file beside the SQLite
-database) and a process that does not get it skips the round. Like the refresh locks
-(`locks.py`, which says why), it does not use Redis, so an outage of Redis leaves purging alone.
+takes a lock without waiting (Redis when NANGO_REDIS_URL is set, else a Postgres advisory lock,
+else a lock file beside the SQLite database: the order `locks.connection_lock` uses) and a
+process that does not get it skips the round.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from peewee import fn
 
 from common.settings import Settings
 from common.startup import database_error
-from services.store import webhook_outbox
+from services.store import locks, webhook_outbox
 from services.store.db import database, is_postgres
 from services.store.migrations import write_transaction
 from services.store.models import Connection, Integration, Operation, WebhookOutbox
@@ -39,6 +39,7 @@ log = logging.getLogger("authport.store.purge")
 RESTORABLE = timedelta(days=31)
 BATCH = 1000
 ADVISORY_KEY = 7_263_003  # one-key space, apart from start-up's 7_263_001 and the per-connection locks
+HOLD = 300.0  # seconds a Redis lock outlives a process that died holding it; renewed after each batch
 FIRST_DELAY = 30.0  # the first round runs within this many seconds of the worker's first request
 
 _memory_lock = threading.Lock()  # only for a SQLite database in memory: one process by definition
@@ -91,7 +92,10 @@ def _in_batches(model, condition, batch: int, renew: Callable[[], None]) -> int:
 @contextlib.contextmanager
 def purge_lock(settings: Settings) -> Iterator[Callable[[], None] | None]:
     """Try once for the purge lock; yield a function that keeps it held, or None when it is taken."""
-    if is_postgres(database.obj):
+    if settings.NANGO_REDIS_URL:
+        with _redis_lock(settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX) as renew:
+            yield renew
+    elif is_postgres(database.obj):
         with _advisory_lock() as renew:
             yield renew
     else:
@@ -101,6 +105,20 @@ def purge_lock(settings: Settings) -> Iterator[Callable[[], None] | None]:
 
 def _keep() -> None:
     """Renewing a lock that lives as long as its holder: nothing to do."""
+
+
+@contextlib.contextmanager
+def _redis_lock(url: str, prefix: str):
+    lock = locks._redis(url).lock(f"{prefix}:lock:purge", timeout=HOLD)
+    if not lock.acquire(blocking=False):
+        yield None
+        return
+    try:
+        # Raises LockNotOwnedError if the lock expired and another process took it: stop the round.
+        yield lambda: lock.extend(HOLD, replace_ttl=True)
+    finally:
+        with contextlib.suppress(Exception):
+            lock.release()
 
 
 @contextlib.contextmanager
