@@ -122,19 +122,6 @@ ALTER TABLE environments ADD COLUMN hmac_enabled {bool} NOT NULL DEFAULT FALSE;
 ALTER TABLE oauth_sessions ADD COLUMN may_overwrite {bool} NOT NULL DEFAULT FALSE;
 """
 
-# Webhooks to customers' backends (services/store/webhook_outbox.py): written in the transaction
-# of the event they report, leased by one auth worker at a time, kept after delivery as history.
-V7 = """
-CREATE TABLE webhook_outbox (
-  id {pk}, environment_id {fk} NOT NULL REFERENCES environments(id), event_type TEXT NOT NULL,
-  operation TEXT NOT NULL, provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL, connection_uid TEXT,
-  body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at {ts} NOT NULL, last_attempt_at {ts}, last_status INTEGER, last_error TEXT,
-  leased_until {ts}, leased_by TEXT, created_at {ts} NOT NULL, delivered_at {ts});
-CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX webhook_outbox_state ON webhook_outbox (state, created_at);
-"""
-
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
@@ -142,7 +129,6 @@ MIGRATIONS: list[tuple[int, str, Callable]] = [
     (4, "operation records", _run_sql(V4)),
     (5, "proxied call records", _run_sql(V5)),
     (6, "environment HMAC keys for public-key flows", _run_sql(V6)),
-    (7, "webhook outbox", _run_sql(V7)),
 ]
 
 

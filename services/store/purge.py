@@ -29,10 +29,10 @@ from peewee import fn
 
 from common.settings import Settings
 from common.startup import database_error
-from services.store import locks, webhook_outbox
+from services.store import locks
 from services.store.db import database, is_postgres
 from services.store.migrations import write_transaction
-from services.store.models import Connection, Integration, Operation, WebhookOutbox
+from services.store.models import Connection, Integration, Operation
 
 log = logging.getLogger("authport.store.purge")
 
@@ -66,13 +66,9 @@ def purge(settings: Settings, now: datetime | None = None, *, batch: int = BATCH
         days = settings.OPERATIONS_RETENTION_DAYS
         counts["operations"] = (_in_batches(Operation, Operation.created_at < now - timedelta(days=days), batch,
                                             renew) if days else 0)
-        # Delivered (or given up) webhooks are history too: they go with the operation records.
-        # Logged, not counted in the answer, whose shape callers compare whole.
-        outbox = (_in_batches(WebhookOutbox, webhook_outbox.past_keeping(now - timedelta(days=days)), batch, renew)
-                  if days else 0)
-    if outbox or any(counts[name] for name in ("connections", "integrations", "operations")):
-        log.info("purged connections=%d integrations=%d operations=%d webhooks=%d", counts["connections"],
-                 counts["integrations"], counts["operations"], outbox)
+    if any(counts[name] for name in ("connections", "integrations", "operations")):
+        log.info("purged connections=%d integrations=%d operations=%d", counts["connections"],
+                 counts["integrations"], counts["operations"])
     return counts
 
 
