@@ -122,17 +122,6 @@ ALTER TABLE environments ADD COLUMN hmac_enabled {bool} NOT NULL DEFAULT FALSE;
 ALTER TABLE oauth_sessions ADD COLUMN may_overwrite {bool} NOT NULL DEFAULT FALSE;
 """
 
-# Logs and the connection lifecycle (services/store/operations.py, log_views.py): who acted (a key's
-# name, `dashboard:<user>`, `admin`, `system`) and the request id of every record; GET /logs reads
-# newest first by (created_at, id) within an environment, optionally of one connection.
-V8 = """
-ALTER TABLE operations ADD COLUMN actor TEXT;
-ALTER TABLE operations ADD COLUMN request_id TEXT;
-CREATE INDEX operations_env_time ON operations (environment_id, created_at, id);
-CREATE INDEX operations_env_connection ON operations (environment_id, connection_id, created_at, id);
-DROP INDEX operations_env_created;
-"""
-
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
@@ -140,7 +129,6 @@ MIGRATIONS: list[tuple[int, str, Callable]] = [
     (4, "operation records", _run_sql(V4)),
     (5, "proxied call records", _run_sql(V5)),
     (6, "environment HMAC keys for public-key flows", _run_sql(V6)),
-    (8, "log records: actor, request id, indexes for GET /logs", _run_sql(V8)),
 ]
 
 
@@ -185,7 +173,7 @@ def applied_versions(db) -> set[int]:
 def migrate(db) -> list[int]:
     """Apply every pending migration; return the versions applied by this call."""
     done: list[int] = []
-    for version, name, apply in sorted(MIGRATIONS, key=lambda migration: migration[0]):  # 7 may land after 8
+    for version, name, apply in MIGRATIONS:
         with write_transaction(db):
             if version in applied_versions(db):
                 continue

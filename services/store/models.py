@@ -173,8 +173,6 @@ class Operation(Base):
     egress_address = TextField(null=True)
     bytes = BigIntegerField(null=True)
     duration_ms = DoubleField(null=True)
-    actor = TextField(null=True)  # who acted: "key:<name>", "dashboard:<user>", "admin", "system" (NULL: system)
-    request_id = TextField(null=True)
 
     class Meta:
         table_name = "operations"
