@@ -9,6 +9,12 @@ changed), and the proxy reads with each call (`services/proxy/credentials.py`):
   at 1 could meet a cached 1 again); one connection's change.
 - `<prefix>:conn-epoch`: a counter for changes that touch many connections at once (an
   integration deleted or changed).
+
+While Redis is unreachable nothing here can be written or read. The store keeps the write it
+committed and bumps `conn-epoch` once Redis is back (services/store/notify.py); the proxy
+drops every entry at the first failed read and asks the store on every call until it reads
+Redis again (services/proxy/credentials.py). Nothing stale is served because of an outage,
+except by a proxy that made no call during all of it, for the second until the store's bump lands.
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ def install_errors(app: Flask) -> None:
 def require_internal_key(app: Flask, internal_key: str, open_paths: tuple[str, ...] = ("/healthz", "/readyz")) -> None:
     """Refuse every request that does not carry the internal secret (constant-time check)."""
     expected = internal_key.encode()
+    app.extensions["authport_internal_key"] = internal_key  # /readyz shows its details to holders only
 
     @app.before_request
     def _check_internal_key():
@@ -89,8 +90,14 @@ def current_identity() -> Identity:
     return identity
 
 
-def install_health(app: Flask, ready_check: Callable[[], dict[str, str]]) -> None:
-    """`/healthz`: the process answers. `/readyz`: its dependencies answer too."""
+def install_health(app: Flask, ready_check: Callable[[], dict[str, str]], internal_key: str | None = None) -> None:
+    """`/healthz`: the process answers. `/readyz`: its dependencies answer too.
+
+    Both are open (probes carry no secret), so what they tell the public is only ready or not:
+    the state of each dependency (which services exist, what failed) is shown to callers that
+    carry the internal secret (`internal_key`, else the one `require_internal_key` installed) in
+    INTERNAL_KEY_HEADER or as `Authorization: Bearer`.
+    """
 
     @app.get("/healthz")
     def _healthz():
@@ -100,7 +107,20 @@ def install_health(app: Flask, ready_check: Callable[[], dict[str, str]]) -> Non
     def _readyz():
         checks = ready_check()
         ok = all(state == "ok" for state in checks.values())
-        return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), (200 if ok else 503)
+        if _carries_internal_key(internal_key or app.extensions.get("authport_internal_key")):
+            return jsonify({"status": "ready" if ok else "unavailable", "checks": checks}), (200 if ok else 503)
+        if ok:
+            return jsonify({"status": "ready"})
+        return error_response(ApiError("Not ready: a dependency does not answer.", code="service_unavailable",
+                                       status=503))
+
+
+def _carries_internal_key(expected: str | None) -> bool:
+    if not expected:
+        return False
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    given = request.headers.get(INTERNAL_KEY_HEADER) or (token.strip() if scheme.lower() == "bearer" else "")
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def quiet_request_lines() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -11,6 +12,9 @@ import urllib3
 
 from common.errors import ApiError
 from common.identity import INTERNAL_KEY_HEADER, Identity
+
+log = logging.getLogger("authport.internal")
+UNREACHABLE = "A service Authport depends on is unreachable; please try again shortly."
 
 
 class ServiceUnavailable(ApiError):
@@ -49,7 +53,9 @@ class ServiceClient:
             return self.pool.urlopen(method, self.path_prefix + path, body=body, headers=all_headers,
                                      preload_content=not stream, redirect=False)
         except urllib3.exceptions.HTTPError as exc:
-            raise ServiceUnavailable(f"Internal service {self.base_url} is unreachable: {type(exc).__name__}") from exc
+            # The caller may be the public: the answer says what failed, the log says where.
+            log.warning("internal service %s unreachable: %s %s", self.base_url, type(exc).__name__, exc)
+            raise ServiceUnavailable(UNREACHABLE) from exc
 
     def call(self, method: str, path: str, payload: Any = None, identity: Identity | None = None) -> tuple[int, Any]:
         """Send JSON, return (status, decoded JSON body or None)."""
@@ -60,7 +66,8 @@ class ServiceClient:
         try:
             return response.status, (json.loads(data) if data else None)
         except ValueError:
-            raise ServiceUnavailable(f"Internal service {self.base_url} answered with invalid JSON") from None
+            log.warning("internal service %s answered %s with a body that is not JSON", self.base_url, response.status)
+            raise ServiceUnavailable("A service Authport depends on answered with an invalid response.") from None
 
 
 class StoreClient(ServiceClient):

@@ -117,6 +117,21 @@ def to_seconds(raw: str) -> float:
     return seconds
 
 
+def to_seconds_list(raw: str) -> tuple[float, ...]:
+    """Comma-separated seconds, each above 0 and at most a day (e.g. 1,5,30,120)."""
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if part:
+            try:
+                found.append(to_seconds(part))
+            except ValueError:
+                raise ValueError(f"expected comma-separated seconds (each above 0, at most 86400), got {raw!r}") \
+                    from None
+    if not found:
+        raise ValueError("expected at least one number of seconds")
+    return tuple(found)
+
+
 SIZE_UNITS = {"": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
               "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
 
@@ -228,6 +243,14 @@ VARIABLES: tuple[Var, ...] = (
     Var("LOG_LEVEL", to_log_level, "info", "debug, info, warning or error."),
     Var("WORKER_CONNECTIONS", to_positive_int, 1000,
         "Concurrent requests per worker of the event-loop processes (gateway, proxy)."),
+    Var("GATEWAY_HEADER_TIMEOUT", to_seconds, 10.0,
+        "Seconds a client has to send a whole request head (from the connection, or from the first byte "
+        "of a keep-alive request); a partial one is answered 408."),
+    Var("GATEWAY_KEEPALIVE_TIMEOUT", to_seconds, 30.0,
+        "Seconds an idle keep-alive connection to the gateway stays open waiting for the next request."),
+    Var("GATEWAY_BODY_IDLE_TIMEOUT", to_seconds, 30.0,
+        "Seconds a request body may pause between two reads (a slow but steady upload is never cut); "
+        "a stalled one is answered 408."),
     Var("EGRESS_SOURCE_IPS", to_ip_list, (),
         "Comma-separated local addresses outbound calls leave from, in turn (default: the system's choice)."),
     Var("EGRESS_PROXY_URL", to_proxy_url, None,
@@ -254,6 +277,16 @@ VARIABLES: tuple[Var, ...] = (
     Var("PURGE_INTERVAL_SECONDS", to_non_negative_int, 3600,
         "Seconds between the store's purge rounds (deleted connections after 31 days, old operation records; "
         "0: no background rounds, run `python -m services.store.admin purge` instead)."),
+    Var("WEBHOOK_RETRY_DELAYS", to_seconds_list, (1.0, 5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0),
+        "Seconds auth waits before each retry of a webhook to a customer's backend; one attempt more than "
+        "listed, then the webhook is marked failed (default: 9 attempts over about 3.7 hours)."),
+    Var("WEBHOOK_TIMEOUT_SECONDS", to_seconds, 10.0,
+        "Seconds one webhook attempt may take before it counts as failed."),
+    Var("WEBHOOK_POLL_SECONDS", to_seconds, 1.0,
+        "Seconds between an auth worker's looks for webhooks due (a flow's own webhook leaves at once)."),
+    Var("WEBHOOK_LEASE_SECONDS", to_seconds, 60.0,
+        "Seconds a webhook taken by an auth worker stays its own; after a crash another worker sends it "
+        "again after this long (must exceed WEBHOOK_TIMEOUT_SECONDS)."),
 )
 BY_NAME = {var.name: var for var in VARIABLES}
 

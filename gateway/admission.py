@@ -1,5 +1,15 @@
 """Who may pass the gateway: the caller's key resolved (from memory when possible), failed
-authentications limited per address, and the account's request charged to its plan."""
+authentications limited per address, and the account's request charged to its plan.
+
+The failure limit is applied on the failure path only: a key is resolved first, and a right
+key is admitted whatever its address did before (behind a reverse proxy every client shares
+one address, and one client's typos must not lock out the others); only its account's plan
+limit applies. A wrong key counts against its address, and past AUTH_FAILURE_LIMIT answers
+429 instead of 401. That a right key still passes is the point, and tells a guesser nothing
+a 401 would not; what the limit keeps is the cost of guessing: each wrong attempt is
+counted, and a key the store did not know a moment ago (`KeyCache.known_unknown`) is refused
+without asking it again, so a client hammering with a revoked key costs no lookups.
+"""
 
 from __future__ import annotations
 
@@ -37,20 +47,26 @@ class Admission:
         self.limiter = limiter
         self.cache = cache
 
+    def failed(self, client_ip: str, error: ApiError) -> ApiError:
+        """Count a failed authentication: `error` to answer, or the 429 once the address is past the limit."""
+        refusal = self.limiter.auth_failed(client_ip)
+        if refusal is None:
+            return error
+        return too_many(refusal, "Too many failed authentications from this address")
+
     def _resolve(self, key: str, client_ip: str, kind: str = "secret") -> Identity:
-        blocked = self.limiter.auth_blocked(client_ip)
-        if blocked is not None:
-            raise too_many(blocked, "Too many failed authentications from this address")
-        epoch = self.cache.epoch
-        if kind == "connect_session":
-            identity = self.store.resolve_connect_session(key)
-        else:
-            identity = self.store.resolve_key(key, kind)
+        slot, epoch = _slot(key, kind), self.cache.epoch
+        identity = None
+        if not self.cache.known_unknown(slot):
+            if kind == "connect_session":
+                identity = self.store.resolve_connect_session(key)
+            else:
+                identity = self.store.resolve_key(key, kind)
         if identity is None:
-            self.limiter.auth_failed(client_ip)
-            raise authn.auth_error(*UNKNOWN[kind])
+            self.cache.put_unknown(slot, epoch)
+            raise self.failed(client_ip, authn.auth_error(*UNKNOWN[kind]))
         if kind != "connect_session":  # never cached: a deleted session must stop working at once
-            self.cache.put(_slot(key, kind), identity, epoch)
+            self.cache.put(slot, identity, epoch)
         return identity
 
     def admit_request(self, method: str, path: str, headers, args, client_ip: str, peek=None):
@@ -62,14 +78,13 @@ class Admission:
         if accepted == authn.OPEN:
             return None, None
         try:
-            if accepted == authn.QUERY:
-                credential, kind = authn.credential_from_query(args)
-            else:
-                credential, kind = authn.credential_from_header(headers.get("Authorization"), accepted)
-        except ApiError:
-            self.limiter.auth_failed(client_ip)
-            raise
-        try:
+            try:
+                if accepted == authn.QUERY:
+                    credential, kind = authn.credential_from_query(args)
+                else:
+                    credential, kind = authn.credential_from_header(headers.get("Authorization"), accepted)
+            except ApiError as error:
+                raise self.failed(client_ip, error) from None
             return self.admit(credential, client_ip, kind=kind, peek=peek)
         except ApiError as error:
             if error.status == 429:
@@ -84,9 +99,8 @@ class Admission:
         if kind is None:
             try:
                 key, kind = authn.key_from_header(authorization), "secret"
-            except ApiError:
-                self.limiter.auth_failed(client_ip)
-                raise
+            except ApiError as error:
+                raise self.failed(client_ip, error) from None
         else:
             key = authorization or ""
         identity = None if kind == "connect_session" else self.cache.get(_slot(key, kind))

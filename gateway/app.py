@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def health():
         return jsonify({"result": "ok"})
 
-    install_health(app, lambda: service_states(clients))
+    install_health(app, lambda: service_states(clients), settings.INTERNAL_API_KEY)
 
     @app.route("/<path:_path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND",
                                          "REPORT"])  # the last two: WebDAV calls the SDK proxies

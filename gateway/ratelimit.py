@@ -4,6 +4,10 @@ Redis counters are exact across any number of gateway processes: each request is
 INCR of the account's counter for the current window, and the answer decides. In memory the
 counters are exact only within one process, which is why the gateway refuses several workers
 without Redis.
+
+While Redis is unreachable, a request is let through without a charge (RATE_LIMIT_FAIL_OPEN,
+the default) or refused with a 503 `rate_limit_unavailable`; failed authentications are
+counted in this process's memory meanwhile, so key guessing stays limited per gateway process.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-import redis
-
+from common import redis_outage
 from gateway.keycache import NO_EPOCH
 
 log = logging.getLogger("authport.gateway.ratelimit")
@@ -89,8 +92,7 @@ class RedisCounters:
 
     def __init__(self, url: str, prefix: str = "authport"):
         self.prefix = prefix
-        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
-                                           health_check_interval=30)
+        self.client = redis_outage.client(url, health_check_interval=30)
         self._charge = self.client.register_script(CHARGE_SCRIPT)
 
     def incr(self, key: str, window: int, amount: int = 1) -> int:
@@ -118,35 +120,22 @@ class RateLimiter:
     def __init__(self, redis_url: str | None, *, fail_open: bool, auth_failure_limit: int,
                  prefix: str = "authport"):
         self.counters = RedisCounters(redis_url, prefix) if redis_url else MemoryCounters()
+        self.local = MemoryCounters()  # failed authentications while Redis is unreachable
         self.shared = redis_url is not None
         self.fail_open = fail_open
         self.auth_failure_limit = auth_failure_limit
-        self._down_since: float | None = None
-        self._retry_at = 0.0
+        self.outage = redis_outage.Outage("rate-limit store", "letting requests through" if fail_open else
+                                          "refusing requests with 503", log)
 
-    def _count(self, key: str, window: int, *, peek: bool = False) -> int | None:
-        """The counter after this request (or its value), None while the store is unreachable."""
-        result = self._call(lambda: self.counters.peek(key, window) if peek else self.counters.incr(key, window))
-        return result
+    def _count(self, key: str, window: int, *, peek: bool = False) -> int:
+        """The counter after this request (or its value); this process's own while Redis is unreachable."""
+        def count(counters):
+            return counters.peek(key, window) if peek else counters.incr(key, window)
+        return self.outage.call(lambda: count(self.counters), lambda: count(self.local))
 
     def _call(self, operation):
         """Run one counter operation; None while the counter store is unreachable."""
-        now = time.monotonic()
-        if self._down_since is not None and now < self._retry_at:
-            return None
-        try:
-            count = operation()
-        except redis.RedisError as exc:
-            if self._down_since is None:
-                self._down_since = now
-                log.error("rate-limit store unreachable (%s); %s requests until it is back", type(exc).__name__,
-                          "letting through" if self.fail_open else "refusing")
-            self._retry_at = now + 1.0  # don't pay a timeout on every request while it is down
-            return None
-        if self._down_since is not None:
-            log.warning("rate-limit store reachable again after %.1fs", now - self._down_since)
-            self._down_since = None
-        return count
+        return self.outage.call(operation, lambda: None)
 
     def charge(self, account_id: int, limit: int, now: float | None = None) -> Decision | None:
         """Count one request of the account; None means the counters are unreachable."""
@@ -170,18 +159,23 @@ class RateLimiter:
         window = window_of(time.time() if now is None else now)
         self._call(lambda: self.counters.incr(f"acct:{account_id}", window, -1))
 
-    def auth_blocked(self, client_ip: str, now: float | None = None) -> Decision | None:
-        """A refusal when this address has failed authentication too often this window."""
-        now = time.time() if now is None else now
-        window = window_of(now)
-        count = self._count(f"authfail:{client_ip}", window, peek=True)
-        if count is None or count < self.auth_failure_limit:
-            return None
+    def _refusal(self, window: int) -> Decision:
         return Decision(allowed=False, limit=self.auth_failure_limit, remaining=0, reset_at=(window + 1) * WINDOW)
 
-    def auth_failed(self, client_ip: str, now: float | None = None) -> None:
-        self._count(f"authfail:{client_ip}", window_of(time.time() if now is None else now))
+    def auth_blocked(self, client_ip: str, now: float | None = None) -> Decision | None:
+        """A refusal when this address has failed authentication too often this window."""
+        window = window_of(time.time() if now is None else now)
+        if self._count(f"authfail:{client_ip}", window, peek=True) < self.auth_failure_limit:
+            return None
+        return self._refusal(window)
+
+    def auth_failed(self, client_ip: str, now: float | None = None) -> Decision | None:
+        """Count one failed authentication; the refusal to answer instead once the address is past the limit."""
+        window = window_of(time.time() if now is None else now)
+        if self._count(f"authfail:{client_ip}", window) <= self.auth_failure_limit:
+            return None
+        return self._refusal(window)
 
     @property
     def unavailable(self) -> bool:
-        return self._down_since is not None
+        return self.outage.down

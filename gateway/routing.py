@@ -10,6 +10,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/providers", "store"),
     ("/environment-variables", "store"),
     ("/environment", "store"),  # /environment/keys…, /environment/public-key/rotate (key lifecycle)
+    ("/logs", "store"),  # log records (an Authport extension): GET /logs, /logs/:id, /logs/export
     ("/connect", "auth"),  # connect sessions, the connect_link page
     ("/oauth", "auth"),  # the popup flow: /oauth/connect/:key, /oauth/callback
     ("/oauth2", "auth"),  # client credentials

@@ -5,10 +5,16 @@ flow ends, auth answers the gateway with the message for that client in a respon
 (`common.popup.WS_MESSAGE_HEADER`) and the gateway publishes it. With `NANGO_REDIS_URL` it goes
 through Redis pub/sub, so the gateway process holding the socket delivers it wherever the
 callback landed; without Redis (one local process) it is delivered in process.
+
+While Redis is unreachable a message is delivered in the process where the callback landed
+only: a popup whose websocket another gateway process holds gets no message there, but still
+the result page, which posts it to its opener. Sockets are still accepted; the listener
+subscribes again by itself when Redis is back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +27,7 @@ import redis
 from flask import Flask, Response
 from flask_sock import Sock
 
+from common import redis_outage
 from common.popup import WS_MESSAGE_HEADER
 
 log = logging.getLogger("authport.gateway.websockets")
@@ -38,6 +45,9 @@ class Hub:
         self.lock = threading.Lock()
         self._listening_pid: int | None = None
         self._client: redis.Redis | None = None
+        self._subscribed = False
+        self.outage = redis_outage.Outage("Redis (websocket fan-out)", "messages are delivered in this process only",
+                                          log)
 
     def register(self) -> tuple[str, queue.Queue]:
         self._ensure_listener()
@@ -61,44 +71,47 @@ class Hub:
             self.deliver(client_id, message)
             return
         self._ensure_listener()
-        try:
-            self._client.publish(self.channel, json.dumps({"ws_client_id": client_id, "message": message}))
-        except redis.RedisError as exc:
-            log.error("could not publish a websocket message through Redis (%s); delivering locally only",
-                      type(exc).__name__)
+        data = json.dumps({"ws_client_id": client_id, "message": message})
+        published = self.outage.call(lambda: self._client.publish(self.channel, data) is not None, lambda: False)
+        if not published or not self._subscribed:  # our own listener would not hear it
             self.deliver(client_id, message)
 
     def _ensure_listener(self) -> None:
-        """Subscribe once per process (after gunicorn's fork), before any client is acknowledged."""
+        """Start listening once per process (after gunicorn's fork), before any client is acknowledged."""
         if self.redis_url is None or self._listening_pid == os.getpid():
             return
         with self.lock:
             if self._listening_pid == os.getpid():
                 return
-            self._client = redis.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
-            pubsub = self._subscribe()
+            self._client = redis_outage.client(self.redis_url)
+            pubsub = self.outage.call(self._subscribe, lambda: None)  # None: the listener keeps trying
             threading.Thread(target=self._listen, args=(pubsub,), name="ws-fanout", daemon=True).start()
             self._listening_pid = os.getpid()
 
     def _subscribe(self):
-        pubsub = redis.Redis.from_url(self.redis_url, socket_connect_timeout=5).pubsub(ignore_subscribe_messages=True)
+        # No read timeout: the listener waits for messages; a stopped Redis closes the socket.
+        pubsub = redis_outage.client(self.redis_url, socket_timeout=None).pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(self.channel)
         pubsub.get_message(timeout=2.0)  # the confirmation: the subscription is active from here on
+        self._subscribed = True
         return pubsub
 
     def _listen(self, pubsub) -> None:
         while True:
+            if pubsub is None:
+                time.sleep(redis_outage.RETRY)
+                pubsub = self.outage.call(self._subscribe, lambda: None)
+                continue
             try:
                 for item in pubsub.listen():
                     if item.get("type") == "message":
                         self._dispatch(item["data"])
             except redis.RedisError as exc:
-                log.error("websocket fan-out lost Redis (%s); subscribing again", type(exc).__name__)
-                time.sleep(1.0)
-                try:
-                    pubsub = self._subscribe()
-                except redis.RedisError:
-                    continue
+                self._subscribed = False
+                self.outage.failed(exc)
+                with contextlib.suppress(redis.RedisError):
+                    pubsub.close()
+                pubsub = None
 
     def _dispatch(self, data: bytes) -> None:
         try:

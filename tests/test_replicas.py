@@ -9,6 +9,7 @@ import uuid
 import pytest
 import requests
 
+from common.identity import INTERNAL_KEY_HEADER
 from tests.store import admin
 from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database
 from tests.support.load import fire, wait_for_window
@@ -33,7 +34,7 @@ def replicas(tmp_path):
 def test_limits_and_rotation_hold_across_replicas(replicas):
     system, gateways = replicas
     for url in gateways:
-        ready = requests.get(url + "/readyz", timeout=10)
+        ready = requests.get(url + "/readyz", headers={INTERNAL_KEY_HEADER: system.env["INTERNAL_API_KEY"]}, timeout=10)
         assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "auth": "ok", "proxy": "ok"}
     changed = admin(system.env, "accounts", "set-plan", "default", "starter")
     assert changed.returncode == 0, changed.stderr

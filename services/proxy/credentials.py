@@ -11,7 +11,9 @@ it is younger than `TTL`, and its token is not yet within the provider's refresh
 *before* the store is asked, so a write that lands during the fetch leaves an entry whose
 version is already stale.
 
-Without Redis (one local process) nothing is cached; if Redis fails, the call asks the store.
+Without Redis (one local process) nothing is cached. While Redis is unreachable every call asks
+the store, and every entry is dropped at the first failure: an entry fetched before the outage
+cannot be proven current after it (a change made meanwhile could not be announced).
 Errors (unknown or deleted connection, refresh backoff) are never cached.
 """
 
@@ -20,8 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
-
+from common import redis_outage
 from common.credential_versions import epoch_key, version_key
 from common.identity import Identity
 from common.internal import StoreClient
@@ -37,8 +38,8 @@ class CredentialCache:
         self.prefix = prefix
         self.ttl = ttl
         self.epoch_name = epoch_key(prefix)
-        self.client = (redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-                       if redis_url else None)
+        self.client = redis_outage.client(redis_url) if redis_url else None
+        self.outage = redis_outage.Outage("Redis (credential versions)", "the credential cache is bypassed", log)
         # slot -> (connection, version, epoch, monotonic deadline)
         self.entries: dict[tuple[int, str, str], tuple[dict, bytes | None, bytes | None, float]] = {}
 
@@ -54,14 +55,13 @@ class CredentialCache:
         slot = (env, provider_config_key, connection_id)
         if known is not None:
             version, epoch = known
+            self.outage.succeeded()  # the gateway just read them from Redis
         else:
-            try:
-                version, epoch = self.client.mget(version_key(self.prefix, env, provider_config_key, connection_id),
-                                                  self.epoch_name)
-            except redis.RedisError as exc:
-                self.entries.pop(slot, None)
-                log.warning("credential cache bypassed (%s: Redis unreachable)", type(exc).__name__)
+            names = version_key(self.prefix, env, provider_config_key, connection_id), self.epoch_name
+            versions = self.outage.call(lambda: self.client.mget(*names), self._unreadable)
+            if versions is None:
                 return self.store.connection_credentials(identity, provider_config_key, connection_id)
+            version, epoch = versions
         now = time.monotonic()
         entry = self.entries.get(slot)
         if entry is not None and entry[1] == version and entry[2] == epoch and now < entry[3]:
@@ -76,6 +76,10 @@ class CredentialCache:
         else:
             self.entries.pop(slot, None)
         return connection
+
+    def _unreadable(self) -> None:
+        """Redis cannot tell whether an entry is current: none is (see the module's doc)."""
+        self.entries.clear()
 
     def forget(self, identity: Identity, provider_config_key: str, connection_id: str) -> None:
         self.entries.pop((identity.environment_id, provider_config_key, connection_id), None)

@@ -3,7 +3,8 @@
     operations list [--env dev] [--account A] [--limit N]   newest first, one JSON object a line
 
 Nango's public API has no endpoint for its logs (its dashboard reads them), so this is how an
-operator sees what the proxy and the refreshes did. Records hold no secret, so all is shown.
+operator sees what the proxy and the refreshes did (the API has GET /logs, services/store/log_views.py).
+Records hold no secret, so all is shown.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from services.store.context import StoreContext
 from services.store.formatters import iso
 from services.store.models import Environment, Operation
 
-COLUMNS = ("kind", "provider_config_key", "connection_id", "success", "error_code", "method", "path", "status",
-           "outcome", "attempts", "egress_address", "bytes", "duration_ms", "detail")
+COLUMNS = ("kind", "actor", "request_id", "provider_config_key", "connection_id", "success", "error_code", "method",
+           "path", "status", "outcome", "attempts", "egress_address", "bytes", "duration_ms", "detail")
 
 
 def line(record: Operation, environments: dict[int, str]) -> str:

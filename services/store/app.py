@@ -127,4 +127,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     from services.store import webhook_views
 
     app.register_blueprint(webhook_views.bp)
+    from services.store import actors, lifecycle_views, log_views
+
+    app.register_blueprint(lifecycle_views.bp)
+    app.register_blueprint(log_views.bp)
+    app.register_blueprint(log_views.internal)
+
+    @app.after_request
+    def _request_id(response):
+        # The id the records of this request carry (the caller's X-Request-Id when well-formed).
+        response.headers["X-Request-Id"] = actors.request_id()
+        return response
+
     return app

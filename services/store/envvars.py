@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from services.store import operations
 from services.store.context import StoreContext
 from services.store.models import EnvironmentVariable, utcnow
 
@@ -24,8 +25,8 @@ def names(env_id: int) -> list[str]:
     return [row.name for row in rows.order_by(EnvironmentVariable.name)]
 
 
-def set_value(ctx: StoreContext, env_id: int, name: str, value: str) -> None:
-    """Create or replace a variable; its value is encrypted bound to the row."""
+def set_value(ctx: StoreContext, env_id: int, name: str, value: str, *, actor: str = "admin") -> None:
+    """Create or replace a variable; its value is encrypted bound to the row (recorded by name only)."""
     if not NAME.match(name):
         raise ValueError("a variable name is letters, digits and underscores, not starting with a digit")
     row = EnvironmentVariable.get_or_none((EnvironmentVariable.environment == env_id)
@@ -35,8 +36,12 @@ def set_value(ctx: StoreContext, env_id: int, name: str, value: str) -> None:
     row.value_enc = ctx.cipher.encrypt(value, "environment_variables", "value_enc", row.uid)
     row.updated_at = utcnow()
     row.save(force_insert=row.id is None)
+    operations.record(env_id, "env_var.set", actor=actor, detail={"name": name})
 
 
-def delete(env_id: int, name: str) -> bool:
-    return bool(EnvironmentVariable.delete().where((EnvironmentVariable.environment == env_id)
+def delete(env_id: int, name: str, *, actor: str = "admin") -> bool:
+    gone = bool(EnvironmentVariable.delete().where((EnvironmentVariable.environment == env_id)
                                                    & (EnvironmentVariable.name == name)).execute())
+    if gone:
+        operations.record(env_id, "env_var.deleted", actor=actor, detail={"name": name})
+    return gone

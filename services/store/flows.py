@@ -175,6 +175,7 @@ def _end_user(session: ConnectSession | None) -> dict | None:
     return end_user
 
 
+@webhooks.with_auth_webhook  # the connection and its webhook commit together (services/store/webhook_outbox.py)
 def capture(ctx: StoreContext, body: dict) -> dict:
     """Save what a flow captured as a connection (created, or overridden when it exists)."""
     env_id = body["environment_id"]

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 from common.errors import ApiError, field_error
 from common.httpapp import current_identity
 from common.validation import json_body
-from services.store import keys
+from services.store import actors, keys
 from services.store.context import ctx
 from services.store.formatters import iso
 from services.store.models import ApiKey
@@ -37,6 +37,11 @@ def _secret_key_only():
     request.get_data(cache=True)  # read the body even when refusing, so the connection stays usable
     if current_identity().key_kind != "secret":
         raise ApiError("Managing API keys needs the environment's secret key.", code="forbidden", status=403)
+
+
+def _who() -> dict:
+    """The actor and request id of the log record each change writes."""
+    return {"actor": actors.current_actor(), "request_id": actors.request_id()}
 
 
 def announce() -> None:
@@ -81,27 +86,27 @@ def list_keys():
 
 @bp.post("/keys")
 def create_key():
-    row, secret = keys.add_secret_key(ctx().cipher, current_identity().environment_id, body_name())
+    row, secret = keys.add_secret_key(ctx().cipher, current_identity().environment_id, body_name(), **_who())
     announce()
     return jsonify({"data": shown_once(row, secret)}), 201
 
 
 @bp.post("/keys/<name>/rotate")
 def rotate_key(name: str):
-    row, secret = keys.rotate(ctx().cipher, current_identity().environment_id, "secret", path_name(name))
+    row, secret = keys.rotate(ctx().cipher, current_identity().environment_id, "secret", path_name(name), **_who())
     announce()
     return jsonify({"data": shown_once(row, secret)})
 
 
 @bp.delete("/keys/<name>")
 def revoke_key(name: str):
-    row = keys.revoke(current_identity().environment_id, path_name(name))
+    row = keys.revoke(current_identity().environment_id, path_name(name), **_who())
     announce()
     return jsonify({"data": listed(row)})
 
 
 @bp.post("/public-key/rotate")
 def rotate_public_key():
-    row, secret = keys.rotate(ctx().cipher, current_identity().environment_id, "public")
+    row, secret = keys.rotate(ctx().cipher, current_identity().environment_id, "public", **_who())
     announce()
     return jsonify({"data": shown_once(row, secret)})

@@ -4,7 +4,9 @@ resolution of a presented key.
 Every change runs in a write transaction that first locks the environment's row (Postgres:
 SELECT … FOR UPDATE; SQLite: BEGIN IMMEDIATE), so concurrent rotations, creations and
 revocations of one environment apply one after the other and "one live key per name" holds.
-Callers announce committed changes to the gateways (services/store/notify.py).
+Callers announce committed changes to the gateways (services/store/notify.py). Each change writes
+its log record (`key.created`, `key.rotated`, `key.revoked`: the key's kind and name, never the key)
+in its transaction; `actor` defaults to the operator CLI, the one caller that does not name one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from common.crypto import Cipher, DecryptionError
 from common.errors import ApiError, NotFound
 from common.identity import Identity
 from common.settings import UUID4, SettingsError
+from services.store import operations
 from services.store.db import database, is_postgres
 from services.store.migrations import write_transaction
 from services.store.models import Account, ApiKey, Environment, utcnow
@@ -90,17 +93,24 @@ def list_keys(env_id: int) -> list[ApiKey]:
     return list(ApiKey.select().where(ApiKey.environment == env_id).order_by(ApiKey.created_at, ApiKey.id))
 
 
-def add_secret_key(cipher: Cipher, env_id: int, name: str) -> tuple[ApiKey, str]:
+def _record(env_id: int, kind: str, event: str, name: str, actor: str, request_id: str | None) -> None:
+    operations.record(env_id, f"key.{event}", actor=actor, request_id=request_id, detail={"kind": kind, "name": name})
+
+
+def add_secret_key(cipher: Cipher, env_id: int, name: str, *, actor: str = "admin",
+                   request_id: str | None = None) -> tuple[ApiKey, str]:
     """A new named secret key; refused when a live secret key already has that name."""
     check_name(name)
     with changing(env_id):
         if live_key(env_id, "secret", name) is not None:
             raise KeyConflict(f"A live secret key named {name!r} already exists in this environment; "
                               "rotate it or choose another name.", code="duplicate_key_name")
+        _record(env_id, "secret", "created", name, actor, request_id)
         return _insert(cipher, env_id, "secret", name)
 
 
-def rotate(cipher: Cipher, env_id: int, kind: str, name: str = "default") -> tuple[ApiKey, str]:
+def rotate(cipher: Cipher, env_id: int, kind: str, name: str = "default", *, actor: str = "admin",
+           request_id: str | None = None) -> tuple[ApiKey, str]:
     """Replace the live key `name` with a new one; the old one is revoked in the same transaction."""
     check_name(name)
     with changing(env_id):
@@ -109,10 +119,11 @@ def rotate(cipher: Cipher, env_id: int, kind: str, name: str = "default") -> tup
             raise NotFound(f"This environment has no live secret key named {name!r}.")
         if current is not None:
             ApiKey.update(revoked_at=utcnow()).where(ApiKey.id == current.id).execute()
+        _record(env_id, kind, "rotated" if current is not None else "created", name, actor, request_id)
         return _insert(cipher, env_id, kind, name)
 
 
-def revoke(env_id: int, name: str) -> ApiKey:
+def revoke(env_id: int, name: str, *, actor: str = "admin", request_id: str | None = None) -> ApiKey:
     """Revoke the live secret key `name`, unless it is the environment's last live secret key.
 
     Revoking the last one would leave nobody able to call the API for this environment (only
@@ -130,6 +141,7 @@ def revoke(env_id: int, name: str) -> ApiKey:
                               "another key first.", code="last_secret_key")
         current.revoked_at = utcnow()
         current.save()
+        _record(env_id, "secret", "revoked", name, actor, request_id)
         return current
 
 

@@ -1,14 +1,25 @@
-"""Per-connection locks that hold across every store process: Redis when NANGO_REDIS_URL is set,
-else a Postgres advisory lock, else (the single local process on SQLite) a lock in memory."""
+"""Per-connection refresh locks that hold across every store process and replica: a Postgres
+advisory lock, or on SQLite a byte-range lock of a file beside the database (one byte per
+connection, so the processes on the machine exclude each other) behind an in-process lock
+(record locks belong to the process, not to its threads).
+
+The database is the one place every store process reaches, and it decides alone: Redis is not
+used for these locks, so an outage of Redis cannot touch a refresh. A Redis lock in front of it
+(as earlier versions took) was worse than none around an outage. Falling back from it splits
+the replicas between two locks while some reach Redis and some do not, and a refresh token that
+rotates must never be spent twice. And a Redis that hangs (rather than refusing connections)
+runs the SET a timed-out client sent once it wakes up: a lock nobody holds blocks every refresh
+of that connection until it expires.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
-
-import redis
 
 from services.store.db import database, is_postgres
 
@@ -17,54 +28,69 @@ POLL = 0.05
 
 _memory_locks: dict[int, threading.Lock] = {}
 _memory_guard = threading.Lock()
-_redis_clients: dict[str, redis.Redis] = {}
-
-
-def _redis(url: str) -> redis.Redis:
-    client = _redis_clients.get(url)
-    if client is None:
-        client = _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return client
+_lock_files: dict[tuple[int, str], int] = {}  # (pid, path) -> descriptor, open for the process's life
 
 
 @contextlib.contextmanager
-def connection_lock(connection_pk: int, *, redis_url: str | None, prefix: str, wait: float,
-                    hold: float = 30.0) -> Iterator[bool]:
+def connection_lock(connection_pk: int, *, wait: float) -> Iterator[bool]:
     """Hold the lock of one connection; yields False when it could not be had within `wait` s."""
-    if redis_url:
-        lock = _redis(redis_url).lock(f"{prefix}:lock:refresh:{connection_pk}", timeout=hold, blocking_timeout=wait)
-        acquired = lock.acquire()
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                with contextlib.suppress(redis.RedisError):
-                    lock.release()
-    elif is_postgres(database.obj):
+    if is_postgres(database.obj):
         acquired = _advisory(connection_pk, wait)
         try:
             yield acquired
         finally:
             if acquired:
                 database.execute_sql("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, connection_pk % 2**31))
-    else:
-        with _memory_guard:
-            lock = _memory_locks.setdefault(connection_pk, threading.Lock())
-        acquired = lock.acquire(timeout=wait)
+        return
+    deadline = time.monotonic() + wait
+    with _memory_guard:
+        lock = _memory_locks.setdefault(connection_pk, threading.Lock())
+    if not lock.acquire(timeout=wait):
+        yield False
+        return
+    try:
+        path = database.obj.database
+        if path == ":memory:":  # one process by definition
+            yield True
+            return
+        fd = _lock_file(path)
+        acquired = _poll(lambda: _try_range(fd, connection_pk), deadline)
         try:
             yield acquired
         finally:
             if acquired:
-                lock.release()
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, connection_pk)
+    finally:
+        lock.release()
+
+
+def _lock_file(path: str) -> int:
+    # Never closed: closing any descriptor of a file drops every record lock the process holds on it.
+    slot = (os.getpid(), path)
+    fd = _lock_files.get(slot)
+    if fd is None:
+        fd = _lock_files[slot] = os.open(f"{path}.refresh-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    return fd
+
+
+def _try_range(fd: int, connection_pk: int) -> bool:
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, connection_pk)
+    except (BlockingIOError, PermissionError):
+        return False
+    return True
 
 
 def _advisory(connection_pk: int, wait: float) -> bool:
     # Session-level and released in `finally`, before the connection goes back to the pool.
-    deadline = time.monotonic() + wait
+    return _poll(lambda: database.execute_sql("SELECT pg_try_advisory_lock(%s, %s)",
+                                              (ADVISORY_CLASS, connection_pk % 2**31)).fetchone()[0],
+                 time.monotonic() + wait)
+
+
+def _poll(attempt, deadline: float) -> bool:
     while True:
-        row = database.execute_sql("SELECT pg_try_advisory_lock(%s, %s)",
-                                   (ADVISORY_CLASS, connection_pk % 2**31)).fetchone()
-        if row[0]:
+        if attempt():
             return True
         if time.monotonic() >= deadline:
             return False

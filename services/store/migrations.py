@@ -122,6 +122,30 @@ ALTER TABLE environments ADD COLUMN hmac_enabled {bool} NOT NULL DEFAULT FALSE;
 ALTER TABLE oauth_sessions ADD COLUMN may_overwrite {bool} NOT NULL DEFAULT FALSE;
 """
 
+# Logs and the connection lifecycle (services/store/operations.py, log_views.py): who acted (a key's
+# name, `dashboard:<user>`, `admin`, `system`) and the request id of every record; GET /logs reads
+# newest first by (created_at, id) within an environment, optionally of one connection.
+V8 = """
+ALTER TABLE operations ADD COLUMN actor TEXT;
+ALTER TABLE operations ADD COLUMN request_id TEXT;
+CREATE INDEX operations_env_time ON operations (environment_id, created_at, id);
+CREATE INDEX operations_env_connection ON operations (environment_id, connection_id, created_at, id);
+DROP INDEX operations_env_created;
+"""
+
+# Webhooks to customers' backends (services/store/webhook_outbox.py): written in the transaction
+# of the event they report, leased by one auth worker at a time, kept after delivery as history.
+V7 = """
+CREATE TABLE webhook_outbox (
+  id {pk}, environment_id {fk} NOT NULL REFERENCES environments(id), event_type TEXT NOT NULL,
+  operation TEXT NOT NULL, provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL, connection_uid TEXT,
+  body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at {ts} NOT NULL, last_attempt_at {ts}, last_status INTEGER, last_error TEXT,
+  leased_until {ts}, leased_by TEXT, created_at {ts} NOT NULL, delivered_at {ts});
+CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX webhook_outbox_state ON webhook_outbox (state, created_at);
+"""
+
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
@@ -129,6 +153,8 @@ MIGRATIONS: list[tuple[int, str, Callable]] = [
     (4, "operation records", _run_sql(V4)),
     (5, "proxied call records", _run_sql(V5)),
     (6, "environment HMAC keys for public-key flows", _run_sql(V6)),
+    (7, "webhook outbox", _run_sql(V7)),
+    (8, "log records: actor, request id, indexes for GET /logs", _run_sql(V8)),
 ]
 
 
@@ -173,7 +199,7 @@ def applied_versions(db) -> set[int]:
 def migrate(db) -> list[int]:
     """Apply every pending migration; return the versions applied by this call."""
     done: list[int] = []
-    for version, name, apply in MIGRATIONS:
+    for version, name, apply in sorted(MIGRATIONS, key=lambda migration: migration[0]):  # 7 may land after 8
         with write_transaction(db):
             if version in applied_versions(db):
                 continue

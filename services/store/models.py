@@ -173,6 +173,8 @@ class Operation(Base):
     egress_address = TextField(null=True)
     bytes = BigIntegerField(null=True)
     duration_ms = DoubleField(null=True)
+    actor = TextField(null=True)  # who acted: "key:<name>", "dashboard:<user>", "admin", "system" (NULL: system)
+    request_id = TextField(null=True)
 
     class Meta:
         table_name = "operations"
@@ -226,6 +228,34 @@ class OAuthSession(Base):
 
     class Meta:
         table_name = "oauth_sessions"
+
+
+class WebhookOutbox(Base):
+    """One webhook to a customer's backend, from the moment its event is committed until it is
+    delivered or given up (services/store/webhook_outbox.py). The body holds no credential and the
+    signing key is not kept: the URL and the key are resolved at each delivery."""
+
+    id = BigAutoField()
+    environment = ForeignKeyField(Environment, column_name="environment_id")
+    event_type = TextField()  # "auth"
+    operation = TextField()  # creation | override | refresh
+    provider_config_key = TextField()
+    connection_id = TextField()
+    connection_uid = TextField(null=True)  # the row whose webhook_url_override applies, also once deleted
+    body = TextField()  # the exact bytes that are signed and sent
+    state = TextField(default="pending")  # pending | delivered | failed
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow)
+    last_attempt_at = DateTimeField(null=True)
+    last_status = IntegerField(null=True)
+    last_error = TextField(null=True)  # a code such as status_500 or timeout, never a body
+    leased_until = DateTimeField(null=True)
+    leased_by = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    delivered_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "webhook_outbox"
 
 
 # Every encrypted column: (model, column attribute). The associated data binds each value to

@@ -1,5 +1,13 @@
-"""Operation records of proxied calls, sent by the proxy in batches, and the recent records an
-operator reads back (`python -m services.store.admin operations list`).
+"""Operation records: the log of every credential access and change (`GET /logs`, log_views.py).
+
+One table, one shape: a `kind` (the record's type, e.g. `connection.created`, `credential.read`,
+`proxy`, `refresh`, `webhook`), the environment, the actor (services/store/actors.py), the
+integration and connection it concerns, whether it succeeded (`success`, `error_code`), a
+`detail` object of names, numbers and flags, the time and the request id. No record ever holds a
+secret, a token, a body or a query: callers pass names (a key's name, which fields changed),
+never values. `record` and `record_connection_event` write at once, inside the caller's
+transaction when there is one; credential reads, the hottest path, are batched
+(services/store/read_records.py); proxied calls come from the proxy in batches (below).
 
 A batch is validated whole and written in one transaction: one bad record refuses the batch
 (400) and nothing of it is stored. A record names the endpoint without its query, and carries
@@ -43,6 +51,7 @@ class ProxyRecord(Strict):
     bytes: int = Field(ge=0)
     duration_ms: float = Field(ge=0)
     at: float = Field(gt=0, lt=YEAR_3000)  # when the call ended, seconds since the epoch
+    key_id: int | None = Field(default=None, ge=1)  # the secret key that made the call: its name is the actor
 
 
 class ProxyBatch(Strict):
@@ -70,7 +79,10 @@ def _row(record: ProxyRecord) -> tuple:
 
 def record_proxy_calls(batch: ProxyBatch) -> int:
     """Store every record of the batch, or none; return how many were stored."""
-    rows = [_row(record) for record in batch.operations]
+    from services.store.actors import actor_of
+
+    actors = {key_id: actor_of("secret", key_id) for key_id in {r.key_id for r in batch.operations} if key_id}
+    rows = [_row(record) + (actors.get(record.key_id),) for record in batch.operations]
     wanted = {row[0] for row in rows}
     with write_transaction(database):
         known = {env.id for env in Environment.select(Environment.id).where(Environment.id.in_(wanted))}
@@ -78,16 +90,16 @@ def record_proxy_calls(batch: ProxyBatch) -> int:
             missing = ", ".join(str(env) for env in sorted(wanted - known))
             raise ApiError(f"unknown environment id(s): {missing}", code="invalid_body", status=400)
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            _insert(rows[start:start + ROWS_PER_STATEMENT])
+            _insert(rows[start:start + ROWS_PER_STATEMENT], COLUMNS + ("actor",))
     return len(rows)
 
 
-def _insert(rows: list[tuple]) -> None:
+def _insert(rows: list[tuple], columns: tuple[str, ...] = COLUMNS) -> None:
     """One multi-row INSERT. Written out rather than built by peewee's `insert_many`, whose query
     building cost about 0.1 ms of CPU per record: the store pays this for every proxied call."""
     mark = "%s" if is_postgres(database) else "?"
-    values = "(" + ", ".join([mark] * len(COLUMNS)) + ")"
-    database.execute_sql(f"INSERT INTO operations ({', '.join(COLUMNS)}) VALUES {', '.join([values] * len(rows))}",
+    values = "(" + ", ".join([mark] * len(columns)) + ")"
+    database.execute_sql(f"INSERT INTO operations ({', '.join(columns)}) VALUES {', '.join([values] * len(rows))}",
                          [value for row in rows for value in row])
 
 
@@ -97,3 +109,42 @@ def recent(environment_id: int | None = None, limit: int = 50) -> list[Operation
     if environment_id is not None:
         query = query.where(Operation.environment == environment_id)
     return list(query)
+
+
+CONNECTION_EVENTS = ("created", "updated", "deleted", "restored", "purged")
+# How a connection came to be: an import, or the flow that captured it (by credential type).
+CAPTURE_VIA = {"OAUTH2": "oauth2", "OAUTH1": "oauth1", "API_KEY": "api_key", "BASIC": "basic",
+               "OAUTH2_CC": "client_credentials", "TBA": "tba", "APP": "app", "CUSTOM": "custom"}
+
+
+def record(environment_id: int, kind: str, *, actor: str, request_id: str | None = None,
+           provider_config_key: str | None = None, connection_id: str | None = None, success: bool = True,
+           error_code: str | None = None, detail: dict | None = None) -> Operation:
+    """Write one record now, in the caller's transaction if one is open. `detail`: no secret, ever."""
+    return Operation.create(environment=environment_id, kind=kind, actor=actor, request_id=request_id,
+                            provider_config_key=provider_config_key, connection_id=connection_id, success=success,
+                            error_code=error_code, detail=detail or {})
+
+
+def record_connection_event(environment_id: int, event: str, provider_config_key: str, connection_id: str, *,
+                            actor: str, via: str | None = None, fields: tuple[str, ...] | list[str] = (),
+                            request_id: str | None = None, detail: dict | None = None) -> Operation:
+    """Record `connection.<event>` (created, updated, deleted, restored, purged).
+
+    `via` says how it was created or replaced ("import", or `CAPTURE_VIA` of a flow's credential
+    type, see `capture_via`); `fields` names what an update changed ("metadata", "tags",
+    "credentials", …), never the values."""
+    if event not in CONNECTION_EVENTS:
+        raise ValueError(f"unknown connection event {event!r}")
+    shown = dict(detail or {})
+    if via is not None:
+        shown["via"] = via
+    if fields:
+        shown["fields"] = sorted(set(fields))
+    return record(environment_id, f"connection.{event}", actor=actor, request_id=request_id,
+                  provider_config_key=provider_config_key, connection_id=connection_id, detail=shown)
+
+
+def capture_via(credentials_type: str | None) -> str:
+    """The `via` of a connection a flow captured, from the type of its credentials."""
+    return CAPTURE_VIA.get(credentials_type or "", (credentials_type or "flow").lower())

@@ -9,9 +9,9 @@ connections by text and are history: they follow their own retention,
 
 Each batch is its own short transaction, so a large backlog never holds a long one (nor, on
 SQLite, the write lock). One round at a time across every store process and replica: a round
-takes a lock without waiting (Redis when NANGO_REDIS_URL is set, else a Postgres advisory lock,
-else a lock file beside the SQLite database: the order `locks.connection_lock` uses) and a
-process that does not get it skips the round.
+takes a lock without waiting (a Postgres advisory lock, or a lock file beside the SQLite
+database) and a process that does not get it skips the round. Like the refresh locks
+(`locks.py`, which says why), it does not use Redis, so an outage of Redis leaves purging alone.
 """
 
 from __future__ import annotations
@@ -29,17 +29,16 @@ from peewee import fn
 
 from common.settings import Settings
 from common.startup import database_error
-from services.store import locks
+from services.store import webhook_outbox
 from services.store.db import database, is_postgres
 from services.store.migrations import write_transaction
-from services.store.models import Connection, Integration, Operation
+from services.store.models import Connection, Integration, Operation, WebhookOutbox
 
 log = logging.getLogger("authport.store.purge")
 
 RESTORABLE = timedelta(days=31)
 BATCH = 1000
 ADVISORY_KEY = 7_263_003  # one-key space, apart from start-up's 7_263_001 and the per-connection locks
-HOLD = 300.0  # seconds a Redis lock outlives a process that died holding it; renewed after each batch
 FIRST_DELAY = 30.0  # the first round runs within this many seconds of the worker's first request
 
 _memory_lock = threading.Lock()  # only for a SQLite database in memory: one process by definition
@@ -66,9 +65,13 @@ def purge(settings: Settings, now: datetime | None = None, *, batch: int = BATCH
         days = settings.OPERATIONS_RETENTION_DAYS
         counts["operations"] = (_in_batches(Operation, Operation.created_at < now - timedelta(days=days), batch,
                                             renew) if days else 0)
-    if any(counts[name] for name in ("connections", "integrations", "operations")):
-        log.info("purged connections=%d integrations=%d operations=%d", counts["connections"],
-                 counts["integrations"], counts["operations"])
+        # Delivered (or given up) webhooks are history too: they go with the operation records.
+        # Logged, not counted in the answer, whose shape callers compare whole.
+        outbox = (_in_batches(WebhookOutbox, webhook_outbox.past_keeping(now - timedelta(days=days)), batch, renew)
+                  if days else 0)
+    if outbox or any(counts[name] for name in ("connections", "integrations", "operations")):
+        log.info("purged connections=%d integrations=%d operations=%d webhooks=%d", counts["connections"],
+                 counts["integrations"], counts["operations"], outbox)
     return counts
 
 
@@ -88,10 +91,7 @@ def _in_batches(model, condition, batch: int, renew: Callable[[], None]) -> int:
 @contextlib.contextmanager
 def purge_lock(settings: Settings) -> Iterator[Callable[[], None] | None]:
     """Try once for the purge lock; yield a function that keeps it held, or None when it is taken."""
-    if settings.NANGO_REDIS_URL:
-        with _redis_lock(settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX) as renew:
-            yield renew
-    elif is_postgres(database.obj):
+    if is_postgres(database.obj):
         with _advisory_lock() as renew:
             yield renew
     else:
@@ -101,20 +101,6 @@ def purge_lock(settings: Settings) -> Iterator[Callable[[], None] | None]:
 
 def _keep() -> None:
     """Renewing a lock that lives as long as its holder: nothing to do."""
-
-
-@contextlib.contextmanager
-def _redis_lock(url: str, prefix: str):
-    lock = locks._redis(url).lock(f"{prefix}:lock:purge", timeout=HOLD)
-    if not lock.acquire(blocking=False):
-        yield None
-        return
-    try:
-        # Raises LockNotOwnedError if the lock expired and another process took it: stop the round.
-        yield lambda: lock.extend(HOLD, replace_ttl=True)
-    finally:
-        with contextlib.suppress(Exception):
-            lock.release()
 
 
 @contextlib.contextmanager

@@ -79,8 +79,7 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
     if conn.credentials_type == "OAUTH2" and not credentials.get("refresh_token"):
         return conn, credentials  # nothing to refresh with: the token is used as it is
     asked_at = utcnow()
-    with locks.connection_lock(conn.id, redis_url=ctx.settings.NANGO_REDIS_URL, prefix=ctx.settings.REDIS_KEY_PREFIX,
-                               wait=LOCK_WAIT) as acquired:
+    with locks.connection_lock(conn.id, wait=LOCK_WAIT) as acquired:
         current = Connection.get_or_none((Connection.id == conn.id) & Connection.deleted_at.is_null()) or conn
         current.last_fetched_at = conn.last_fetched_at
         fresh = credentials_of(ctx, current)

@@ -3,6 +3,7 @@ providers, environment variables."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from flask import Blueprint, jsonify, request
@@ -11,8 +12,9 @@ from common.errors import ApiError, NotFound
 from common.fields import CONNECTION_ID_PATTERN, KEY_PATTERN
 from common.httpapp import current_identity
 from common.validation import StrictQuery, json_body, query, uri_param, validate
-from services.store import connections, envvars, flows, formatters, integrations, notify
+from services.store import actors, connections, envvars, flows, formatters, integrations, notify
 from services.store.context import ctx
+from services.store.read_records import recorder
 from services.store.schemas import (
     ConnectionGetQuery,
     ConnectionImport,
@@ -26,6 +28,9 @@ from services.store.schemas import (
 )
 
 bp = Blueprint("public", __name__)
+# A credential read's record detail, encoded once (services/store/read_records.py batches the rows).
+READ_DETAIL = {(shown, forced): json.dumps({"refresh_token": shown, "force_refresh": forced}, separators=(",", ":"))
+               for shown in (False, True) for forced in (False, True)}
 UNIQUE_KEY = re.compile(KEY_PATTERN)
 CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
 
@@ -72,7 +77,9 @@ def list_integrations():
 def create_integration():
     require_secret_key()
     body = validate(IntegrationCreate, json_body(request))
-    return jsonify({"data": integrations.present(ctx(), integrations.create(ctx(), env_id(), body))})
+    record = integrations.create(ctx(), env_id(), body)
+    actors.record("integration.created", provider_config_key=record.unique_key, detail={"provider": record.provider})
+    return jsonify({"data": integrations.present(ctx(), record)})
 
 
 @bp.get("/integrations/<path:unique_key>")
@@ -93,6 +100,8 @@ def update_integration(unique_key: str):
     body = validate(IntegrationUpdate, json_body(request))
     record = integrations.update(ctx(), env_id(), unique_key, body)
     notify.connection_changed(ctx().settings)
+    actors.record("integration.updated", provider_config_key=record.unique_key,
+                  detail={"fields": sorted(body.model_dump(exclude_none=True))})
     return jsonify({"data": integrations.present(ctx(), record)})
 
 
@@ -102,6 +111,7 @@ def delete_integration(unique_key: str):
     require_secret_key()
     integrations.delete(env_id(), unique_key)
     notify.connection_changed(ctx().settings)  # every connection of it is deleted too
+    actors.record("integration.deleted", provider_config_key=unique_key)
     return jsonify({"success": True})
 
 
@@ -111,6 +121,11 @@ def import_connection():
     require_secret_key()
     body = validate(ConnectionImport, json_body(request))
     conn, integration = connections.import_connection(ctx(), env_id(), body)
+    replaced = sorted(name for name in ("connection_config", "metadata", "tags", "end_user", "webhook_url_override")
+                      if getattr(body, name) is not None)
+    # A new row has created_at == updated_at (one `now`); a replaced one keeps its first created_at.
+    actors.connection_event("created" if conn.created_at == conn.updated_at else "updated", integration.unique_key,
+                            conn.connection_id, via="import", fields=["credentials", *replaced])
     creds = connections.credentials_of(ctx(), conn)
     return jsonify(connections.present_full(conn, integration, creds, include_refresh=True, suffix="Z")), 201
 
@@ -131,6 +146,8 @@ def get_connection(connection_id: str):
     q = query(ConnectionGetQuery, request.args)
     conn, integration, creds = connections.get_for_read(ctx(), env_id(), q.provider_config_key, connection_id,
                                                         force_refresh=q.force_refresh)
+    recorder.add(env_id(), q.provider_config_key, connection_id, *actors.current(), actors.request_id(),
+                 READ_DETAIL[q.refresh_token, q.force_refresh])
     return jsonify(connections.present_full(conn, integration, creds, include_refresh=q.refresh_token,
                                             suffix="+00:00"))
 
@@ -143,6 +160,7 @@ def delete_connection(connection_id: str):
     q = query(ConnectionKeyQuery, request.args)
     connections.delete(env_id(), q.provider_config_key, connection_id)
     notify.connection_changed(ctx().settings, env_id(), q.provider_config_key, connection_id)
+    actors.connection_event("deleted", q.provider_config_key, connection_id)
     return jsonify({"success": True})
 
 
@@ -153,6 +171,8 @@ def patch_connection(connection_id: str):
     q = query(ConnectionKeyQuery, request.args)
     body = validate(ConnectionPatch, json_body(request))
     connections.patch(env_id(), q.provider_config_key, connection_id, body)
+    actors.connection_event("updated", q.provider_config_key, connection_id,
+                            fields=sorted(body.model_dump(exclude_none=True)))
     return jsonify({"success": True})
 
 
@@ -162,6 +182,8 @@ def _metadata(merge: bool):
     body = validate(MetadataBody, raw)
     ids = body.connection_id if isinstance(body.connection_id, list) else [body.connection_id]
     connections.set_metadata(env_id(), body.provider_config_key, ids, body.metadata, merge=merge)
+    for connection_id in ids:
+        actors.connection_event("updated", body.provider_config_key, connection_id, fields=["metadata"])
     return jsonify(raw), (200 if merge else 201)
 
 
@@ -189,6 +211,7 @@ def _legacy_metadata(connection_id: str, merge: bool):
     if not isinstance(metadata, dict):
         raise ApiError(code="invalid_body", status=400, message="The body must be a JSON object")
     connections.set_metadata(env_id(), key, [connection_id], metadata, merge=merge)
+    actors.connection_event("updated", key, connection_id, fields=["metadata"])
     return jsonify(metadata), (200 if merge else 201)
 
 

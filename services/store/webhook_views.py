@@ -3,23 +3,49 @@
     GET   /environment/webhook                  {"data": {"url": str | null}}
     PATCH /environment/webhook {"url": str|null} set or clear it; answers like GET
 
+and the webhook outbox, which only auth calls (internal secret; the gateway routes no /internal path):
+
+    POST /internal/webhook-outbox/lease {worker, limit, lease_seconds}
+         {"deliveries": [{id, url, signing_key, body, attempts, label}]}   rows now this worker's
+    POST /internal/webhook-outbox/<id>/attempts {worker, outcome, status, error, duration_ms, retry_in}
+         {"recorded": bool}   false when the row was no longer the worker's (delivered by another)
+
 The signing key is the environment's default secret key (see `services.store.webhooks`).
 """
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from flask import Blueprint, jsonify, request
+from pydantic import Field
 
 from common.errors import ApiError, field_error
 from common.httpapp import current_identity
-from common.validation import json_body
-from services.store import webhooks
+from common.validation import Strict, json_body, validate
+from services.store import webhook_outbox, webhooks
+from services.store.context import ctx
 from services.store.models import Environment
 
-bp = Blueprint("environment_webhook", __name__, url_prefix="/environment")
+bp = Blueprint("environment_webhook", __name__)
+Worker = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-@bp.before_request
+class LeaseRequest(Strict):
+    worker: Worker
+    limit: int = Field(ge=1, le=100)
+    lease_seconds: float = Field(gt=0, le=86400)
+
+
+class Attempt(Strict):
+    worker: Worker
+    outcome: Literal["delivered", "retrying", "failed"]
+    status: int | None = Field(default=None, ge=100, le=599)
+    error: str | None = Field(default=None, max_length=200)
+    duration_ms: float = Field(ge=0)
+    retry_in: float = Field(default=0.0, ge=0, le=86400)
+
+
 def _secret_key_only():
     request.get_data(cache=True)  # read the body even when refusing, so the connection stays usable
     if current_identity().key_kind != "secret":
@@ -30,13 +56,15 @@ def shown(env: Environment):
     return jsonify({"data": {"url": env.webhook_url}})
 
 
-@bp.get("/webhook")
+@bp.get("/environment/webhook")
 def get_webhook():
+    _secret_key_only()
     return shown(Environment.get_by_id(current_identity().environment_id))
 
 
-@bp.patch("/webhook")
+@bp.patch("/environment/webhook")
 def set_webhook():
+    _secret_key_only()
     body = json_body(request, required=False)
     if not isinstance(body, dict) or "url" not in body:
         raise ApiError("The body must be a JSON object with a url (a string or null).", code="invalid_body",
@@ -49,3 +77,16 @@ def set_webhook():
     env = Environment.get_by_id(current_identity().environment_id)
     webhooks.set_url(env, url)
     return shown(env)
+
+
+@bp.post("/internal/webhook-outbox/lease")
+def lease_webhooks():
+    asked = validate(LeaseRequest, json_body(request))
+    return jsonify({"deliveries": webhook_outbox.lease(ctx(), asked.worker, asked.limit, asked.lease_seconds)})
+
+
+@bp.post("/internal/webhook-outbox/<int:outbox_id>/attempts")
+def record_webhook_attempt(outbox_id: int):
+    done = validate(Attempt, json_body(request))
+    return jsonify({"recorded": webhook_outbox.record_attempt(outbox_id, done.worker, done.outcome, done.status,
+                                                              done.error, done.duration_ms, done.retry_in)})

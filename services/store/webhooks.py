@@ -2,7 +2,8 @@
 
 The webhook URL is stored on the environment (`environments.webhook_url`); a connection's
 `webhook_url_override` replaces it. The signing key is the environment's default secret key, as
-in Nango's older environments: rotating that key rotates the signing key with it.
+in Nango's older environments: rotating that key rotates the signing key with it. Webhooks wait
+in the outbox (`webhook_outbox`) until auth delivers them.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ import logging
 from urllib.parse import urlsplit
 
 from common.errors import ApiError, field_error
-from common.internal import ServiceClient
 from services.store import keys
 from services.store.context import StoreContext
 from services.store.models import Connection, Environment
 
 log = logging.getLogger("authport.store.webhooks")
 MAX_URL = 2048
-NOTIFY_TIMEOUT = 5.0  # auth only queues the delivery: it answers at once
-_clients: dict[str, ServiceClient] = {}
 
 
 def check_url(url: object) -> str | None:
@@ -55,32 +53,26 @@ def end_user_of(conn: Connection) -> dict | None:
 
 
 def report(ctx: StoreContext, conn: Connection, integration, env: Environment) -> dict:
-    """What auth needs to send an auth webhook about `conn` (the signing key only when there is a URL)."""
-    url = conn.webhook_url_override or env.webhook_url
+    """What an auth webhook about `conn` says, and the URL it goes to now (None: no webhook)."""
     return {"connection_id": conn.connection_id, "provider_config_key": integration.unique_key,
             "provider": integration.provider, "auth_mode": conn.credentials_type, "environment": env.name,
-            "tags": conn.tags or {}, "end_user": end_user_of(conn), "webhook_url": url,
-            "webhook_signing_key": signing_key(ctx, env) if url else None}
-
-
-def _auth(ctx: StoreContext) -> ServiceClient:
-    url = ctx.settings.service_url("auth")
-    if url not in _clients:
-        _clients[url] = ServiceClient(url, ctx.settings.INTERNAL_API_KEY, timeout=NOTIFY_TIMEOUT, maxsize=8)
-    return _clients[url]
+            "tags": conn.tags or {}, "end_user": end_user_of(conn),
+            "webhook_url": conn.webhook_url_override or env.webhook_url}
 
 
 def refresh_failed(ctx: StoreContext, conn: Connection, integration, error: ApiError) -> None:
-    """Ask auth to send the `refresh` failure webhook; never raises (the caller's answer comes first)."""
+    """Queue the `refresh` failure webhook; never raises (the caller's answer comes first)."""
+    from services.store import webhook_outbox  # it builds on this module
+
     try:
-        env = Environment.get_by_id(conn.environment_id)
-        what = report(ctx, conn, integration, env)
-        if not what["webhook_url"]:
-            return
-        what["operation"], what["success"] = "refresh", False
-        what["error"] = {"type": error.code, "description": error.message}
-        status, _ = _auth(ctx).call("POST", "/internal/webhooks/auth", what)
-        if status >= 300:
-            log.warning("auth refused the refresh webhook of connection=%s status=%d", conn.uid, status)
+        webhook_outbox.refresh_failed(ctx, conn, integration, error.code, error.message)
     except Exception as exc:  # noqa: BLE001 - a webhook must never fail the credential read
         log.warning("refresh webhook of connection=%s not queued: %s", conn.uid, type(exc).__name__)
+
+
+def with_auth_webhook(capture):
+    """`flows.capture`, with the webhook of the connection it saves written in the same transaction
+    (`webhook_outbox.with_auth_webhook`; reached from here, the module flows already imports)."""
+    from services.store import webhook_outbox  # it builds on this module
+
+    return webhook_outbox.with_auth_webhook(capture)

@@ -36,6 +36,12 @@ ROUTES = [
     ("GET", "/environment-variables", None),
     ("GET", "/environment/keys", None),
     ("DELETE", "/environment/keys/default", None),
+    ("GET", "/logs", None),
+    ("GET", "/logs?connection_id=owned-conn", None),
+    ("GET", "/logs/1", None),  # the owner's first record (its integration's creation)
+    ("POST", "/connections/owned-conn/restore?provider_config_key=owned", None),
+    ("POST", "/connections/owned-conn/purge?provider_config_key=owned", None),
+    ("POST", "/connections/purge", {"end_user_id": "isolation-user"}),
     ("GET", "/proxy/user", None),
     ("POST", "/proxy/repos/o/r/issues", {"title": "x"}),
 ]
@@ -49,6 +55,8 @@ LISTS = {
     ("GET", "/connections"): lambda body: [c for c in body["connections"] if c["connection_id"] == "owned-conn"],
     ("GET", "/environment-variables"): lambda body: [v for v in body if v["name"] == "OWNED"],
     ("GET", "/environment/keys"): lambda body: [],
+    ("GET", "/logs"): lambda body: [r for r in body["data"] if "owned" in (r["integration"], r["connection_id"])],
+    ("POST", "/connections/purge"): lambda body: [body] if any(body["purged"].values()) else [],
 }
 
 

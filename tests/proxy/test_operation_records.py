@@ -32,11 +32,12 @@ COLUMNS = ("method", "path", "status", "attempts", "egress_address", "duration_m
 
 
 def records(database_url: str, connection_id: str, count: int, timeout: float = 15.0) -> list[dict]:
-    """The connection's rows once `count` are there (the proxy flushes about every second)."""
+    """The connection's proxy rows once `count` are there (the proxy flushes about every second); its
+    other records (created, read) are the logs tests' business."""
     deadline = time.monotonic() + timeout
     while True:
         found = raw_rows(database_url, f"SELECT {', '.join(COLUMNS)} FROM operations "
-                                       f"WHERE connection_id = '{connection_id}' ORDER BY id")
+                                       f"WHERE connection_id = '{connection_id}' AND kind = 'proxy' ORDER BY id")
         if len(found) >= count or time.monotonic() > deadline:
             return [dict(zip(COLUMNS, row, strict=True)) for row in found]
         time.sleep(0.1)

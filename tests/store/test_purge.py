@@ -373,6 +373,8 @@ def test_a_failed_round_is_logged_without_secrets_and_the_rounds_go_on(tmp_path,
     env = make_system(tmp_path, database_url, PURGE_INTERVAL_SECONDS="1", NANGO_REDIS_URL=dead_redis).env
     job = create_app(load_settings(env)).extensions["authport_purge"]
     caplog.set_level(logging.ERROR, logger="authport.store.purge")
+    # An unreachable Redis does not stop a round (its lock is the database's): a missing table does.
+    raw_rows(database_url, "DROP TABLE connections" + (" CASCADE" if database_url.startswith("postgres") else ""))
     job.start()
     try:
         wait_until(lambda: len([r for r in caplog.records if "purge round failed" in r.getMessage()]) >= 2,
@@ -380,7 +382,7 @@ def test_a_failed_round_is_logged_without_secrets_and_the_rounds_go_on(tmp_path,
     finally:
         job.stop()
     assert "hunter2" not in caplog.text
-    assert "purge round failed: ConnectionError" in caplog.text
+    assert "purge round failed: " in caplog.text
 
 
 @pytest.mark.parametrize("name", ["PURGE_INTERVAL_SECONDS", "OPERATIONS_RETENTION_DAYS"])
