@@ -143,7 +143,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             if error.status == 401 and request.path.startswith("/oauth/connect/"):
                 return websockets.refuse_popup(hub, error, request.path, request.args)
             raise
-        response = forwarding.forward(clients[service], identity, stream=service == "proxy")
+        # Streamed both ways: proxied calls, and the log export (a SIEM's time range, any size).
+        response = forwarding.forward(clients[service], identity,
+                                      stream=service == "proxy" or request.path == "/logs/export")
         hub.relay(response)
         if decision is not None:
             response.headers.update(decision.headers())

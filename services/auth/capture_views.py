@@ -38,7 +38,8 @@ def save(flow: Flow, credentials: dict):
         "environment_id": flow.identity.environment_id, "provider_config_key": flow.provider_config_key,
         "connection_id": flow.connection_id, "connect_session_id": flow.session_id,
         "credentials": credentials, "connection_config": flow.connection_config,
-        "may_overwrite": flow.may_overwrite})
+        "may_overwrite": flow.may_overwrite,
+        "started_by": {"key_kind": flow.identity.key_kind, "key_id": flow.identity.key_id}})
     webhooks.connection_saved(ctx(), saved, credentials["type"])
     return jsonify({"connectionId": saved["connection_id"], "providerConfigKey": saved["provider_config_key"]})
 

@@ -61,7 +61,9 @@ class Record:
                 "connection_id": self.call.connection_id, "method": self.method, "path": self.call.endpoint,
                 "status": self.status, "outcome": self.outcome, "attempts": self.attempts,
                 "egress_address": self.egress, "bytes": self.bytes,
-                "duration_ms": round((self.ended - self.started) * 1000, 1)}
+                "duration_ms": round((self.ended - self.started) * 1000, 1),
+                # The secret key that made the call, by id: the store names it as the record's actor.
+                "key_id": self.identity.key_id if self.identity.key_kind == "secret" else None}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from datetime import timedelta
 from common.errors import ApiError, NotFound, field_error
 from common.identity import Identity
 from common.validation import validate
-from services.store import connections, hmac_keys, keys, webhooks
+from services.store import actors, connections, hmac_keys, keys, operations, webhooks
 from services.store import integrations as integrations_domain
 from services.store.context import StoreContext
 from services.store.formatters import iso
@@ -175,6 +175,21 @@ def _end_user(session: ConnectSession | None) -> dict | None:
     return end_user
 
 
+def _record_capture(env_id: int, body: dict, session, connection_id: str, existed: bool) -> None:
+    """`connection.created` (or `.updated` when a flow replaced it), in the save's transaction: by
+    the key that started the flow (`started_by`: the public key or the connect session; an OAuth
+    callback names its connect session, or just `public_key`), via the captured credential type."""
+    started = body.get("started_by") if isinstance(body.get("started_by"), dict) else {}
+    actor = actors.actor_of(started.get("key_kind"), started.get("key_id"))
+    if actor == actors.SYSTEM:  # an OAuth callback: its session names no key
+        actor = actors.actor_of("connect_session", session.id) if session is not None else "public_key"
+    detail = {"connect_session": "reconnect" if session.reconnect_connection_id else "connect"} if session else {}
+    operations.record_connection_event(
+        env_id, "updated" if existed else "created", body["provider_config_key"], connection_id, actor=actor,
+        via=operations.capture_via((body.get("credentials") or {}).get("type")), request_id=actors.request_id(),
+        fields=("connection_config", "credentials") if existed else (), detail=detail)
+
+
 @webhooks.with_auth_webhook  # the connection and its webhook commit together (services/store/webhook_outbox.py)
 def capture(ctx: StoreContext, body: dict) -> dict:
     """Save what a flow captured as a connection (created, or overridden when it exists)."""
@@ -197,6 +212,7 @@ def capture(ctx: StoreContext, body: dict) -> dict:
         if session.webhook_url_override:
             payload["webhook_url_override"] = session.webhook_url_override
     conn, integration = connections.import_connection(ctx, env_id, validate(ConnectionImport, payload))
+    _record_capture(env_id, body, session, connection_id, existed)
     return {**webhooks.report(ctx, conn, integration, Environment.get_by_id(env_id)),
             "operation": "override" if existed else "creation"}
 

@@ -28,7 +28,7 @@ from tests.support.databases import REDIS_URL, drop_redis_prefix, raw_rows, unav
 from tests.support.system import free_port, make_system
 
 COLUMNS = ("method", "path", "status", "attempts", "egress_address", "duration_ms", "outcome", "bytes", "success",
-           "error_code", "kind")
+           "error_code", "kind", "actor")
 
 
 def records(database_url: str, connection_id: str, count: int, timeout: float = 15.0) -> list[dict]:
@@ -60,6 +60,7 @@ def test_each_call_is_one_row_with_what_happened(api, system):
     assert [(r["method"], r["path"]) for r in rows] == sent
     for row, size in zip(rows, sizes, strict=True):
         assert row["kind"] == "proxy" and row["status"] == 200 and row["outcome"] == "ok" and row["success"]
+        assert row["actor"] == "key:default"  # the secret key that made the call, by name
         assert row["attempts"] == 1 and row["egress_address"] in SOURCE_IPS and row["error_code"] is None
         assert row["bytes"] == size and 0 < row["duration_ms"] < 5000
 
