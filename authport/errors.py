@@ -68,7 +68,7 @@ KNOWN: dict[str, int] = {
     "unknown_environment": 404, "unknown_account": 401, "method_not_allowed": 405, "duplicate_key_name": 409,
     "duplicate_account": 409, "connection_exists": 409, "connection_already_exists": 409, "conflict": 409,
     "last_secret_key": 409, "restore_window_passed": 410, "payload_too_large": 413,
-    "connection_refresh_backoff": 424, "refresh_token_external_error": 424, "too_many_request": 429,
+    "refresh_token_external_error": 424, "too_many_request": 429,
     "server_error": 500, "decryption_failed": 500, "upstream_unreachable": 502, "upstream_bad_encoding": 502,
     "upstream_response_too_large": 502, "service_unavailable": 503, "rate_limit_unavailable": 503,
     "upstream_timeout": 504,
