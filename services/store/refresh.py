@@ -97,8 +97,7 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
 
 def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict):
     record = Integration.get_by_id(conn.integration_id)
-    secret = (ctx.cipher.decrypt(record.client_secret_enc, "integrations", "client_secret_enc", record.uid)
-              if record.client_secret_enc else None)
+    secret = record.unseal(ctx.cipher, "client_secret_enc")
     now = utcnow()
     try:
         new = _auth(ctx).refresh(provider=record.provider, credentials=credentials,
@@ -119,7 +118,7 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
         raise _refused(conn, integration, "invalid_credentials", "The external API returned an error when trying "
                        "to refresh the access token. Please try again later.", 400) from None
     conn.expires_at = parse_expiry(new.get("expires_at"))
-    conn.credentials_enc = ctx.cipher.encrypt(json.dumps(new), "connections", "credentials_enc", conn.uid)
+    conn.seal(ctx.cipher, "credentials_enc", json.dumps(new))
     conn.last_refresh_success, conn.last_refresh_failure = now, None
     conn.refresh_attempts, conn.refresh_exhausted, conn.updated_at = 0, False, now
     Connection.update(credentials_enc=conn.credentials_enc, expires_at=conn.expires_at, last_refresh_success=now,

@@ -40,13 +40,10 @@ def set_url(env: Environment, url: str | None) -> None:
     env.webhook_url = url
 
 
-SIGNING_FIELD = ("environments", "webhook_signing_key_enc")
-
-
 def signing_key(ctx: StoreContext, env: Environment | int) -> str | None:
     row = env if isinstance(env, Environment) else Environment.get_or_none(Environment.id == env)
     if row is not None and row.webhook_signing_key_enc:
-        return ctx.cipher.decrypt(row.webhook_signing_key_enc, *SIGNING_FIELD, row.uid)
+        return row.unseal(ctx.cipher, "webhook_signing_key_enc")
     key = keys.live_key(env, "secret")
     return keys.reveal(ctx.cipher, key) if key is not None else None
 
@@ -55,8 +52,8 @@ def rotate_signing_key(ctx: StoreContext, env: Environment, *, actor: str, reque
     """A new signing key for `env` (shown once, to the caller), recorded as `key.rotated`."""
     key = str(uuid.uuid4())
     with Environment._meta.database.atomic():
-        Environment.update(webhook_signing_key_enc=ctx.cipher.encrypt(key, *SIGNING_FIELD, env.uid)).where(
-            Environment.id == env.id).execute()
+        sealed = Environment.sealed(ctx.cipher, "webhook_signing_key_enc", env.uid, key)
+        Environment.update(webhook_signing_key_enc=sealed).where(Environment.id == env.id).execute()
         operations.record(env.id, "key.rotated", actor=actor, request_id=request_id,
                           detail={"kind": "webhook_signing", "name": "default"})
     return key
