@@ -185,3 +185,32 @@ def test_a_page_without_a_session_explains_what_to_do(page_system, browser):
     tab.wait_for_selector("#alert:not([hidden])")
     assert "without a session" in tab.inner_text("#alert-text")
     tab.close()
+
+
+def test_client_credentials_and_basic_forms(page_system, oauth_server, browser):
+    api = gateway(page_system)
+    cc_key, basic_key = make_integration(api, "test-cc"), make_integration(api, "test-basic")
+    client = oauth_server.add_client()
+    link = create_session(api, allowed_integrations=[cc_key, basic_key], end_user={"id": "p3"})["connect_link"]
+    tab = new_tab(browser)
+    tab.goto(link)
+    tab.click(f"#integration-{cc_key} button")
+    assert tab.inner_text("label[for=field-client_id]") == "Client ID"
+    assert tab.get_attribute("#field-client_secret", "type") == "password"
+    tab.fill("#field-client_id", client.client_id)
+    tab.fill("#field-client_secret", client.client_secret)
+    tab.click("#connect-submit")
+    tab.wait_for_selector("#success-view:not([hidden])")
+    tab.click("#done")
+    tab.wait_for_selector(f"#integration-{cc_key} .status:text-is('Connected')")
+    tab.click(f"#integration-{basic_key} button")
+    assert tab.get_attribute("#field-username", "type") == "text"
+    assert tab.get_attribute("#field-password", "type") == "password"
+    tab.fill("#field-username", "nobody")
+    tab.fill("#field-password", "wrong")
+    tab.click("#connect-submit")
+    tab.wait_for_selector("#alert:not([hidden])")
+    assert "did not accept these credentials" in tab.inner_text("#alert-text")
+    made = api.get("/connections", params={"endUserId": "p3"}).json()["connections"]
+    assert [c["provider_config_key"] for c in made] == [cc_key]
+    tab.close()

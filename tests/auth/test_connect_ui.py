@@ -206,3 +206,22 @@ def test_an_origin_that_is_not_allowed_cannot_frame_the_page(ui_system, oauth_se
     assert events(tab) == []  # the page never ran: no ready, no token handed over
     frame = tab.frame(url=lambda url: "/connect/" in url)
     assert frame is None or frame.locator("#app").count() == 0
+
+
+def test_a_sign_in_window_closed_early_is_an_error_with_detect_closed_auth_window(ui_system, oauth_server, host_page,
+                                                                                  tab):
+    api = gateway(ui_system)
+    key = oauth_integration(api, oauth_server)
+    token = create_session(api, allowed_integrations=[key])["token"]
+    frame = open_ui(tab, host_page, ui_system, token, detect=True)
+    frame.locator("#connect-submit").wait_for()
+    # Hold the provider's answer back, as a person reading the consent screen would: the window is
+    # closed before the flow can end.
+    tab.context.route("**/authorize*", lambda route: None)
+    with tab.context.expect_page() as opened:
+        frame.locator("#connect-submit").click()
+    opened.value.close()
+    error = wait_event(tab, "error")
+    assert error["payload"]["errorType"] == "window_closed"
+    assert "closed" in frame.locator("#alert").inner_text()
+    assert not events(tab, "connect")
