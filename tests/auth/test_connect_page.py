@@ -214,3 +214,14 @@ def test_client_credentials_and_basic_forms(page_system, oauth_server, browser):
     made = api.get("/connections", params={"endUserId": "p3"}).json()["connections"]
     assert [c["provider_config_key"] for c in made] == [cc_key]
     tab.close()
+
+
+def test_the_language_comes_from_lang_then_the_browser():
+    from services.auth import connect_i18n
+
+    assert connect_i18n.language("fr", "en-US") == "fr"
+    assert connect_i18n.language("fr-CA", None) == "fr"
+    assert connect_i18n.language("de", "de-DE, fr;q=0.8, en;q=0.5") == "fr"
+    assert connect_i18n.language(None, "fr;q=0, en;q=0.5") == "en"
+    assert connect_i18n.language(None, None) == "en"
+    assert set(connect_i18n.FR) == set(connect_i18n.EN)  # every string translated
