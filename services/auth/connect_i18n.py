@@ -11,6 +11,7 @@ EN = {
     "loading": "Loading…",
     "intro": "Choose an app to connect.",
     "intro_user": "Connecting for {name}. Choose an app to connect.",
+    "intro_reconnect": "Sign in again to keep this app connected: the existing connection is updated.",
     "search": "Search apps",
     "no_match": "No app matches your search.",
     "empty": "There is nothing to connect with this link.",
@@ -58,6 +59,8 @@ FR = {
     "loading": "Chargement…",
     "intro": "Choisissez une application à connecter.",
     "intro_user": "Connexion pour {name}. Choisissez une application à connecter.",
+    "intro_reconnect": "Reconnectez-vous pour garder cette application connectée : la connexion existante est "
+                       "mise à jour.",
     "search": "Rechercher une application",
     "no_match": "Aucune application ne correspond à votre recherche.",
     "empty": "Il n'y a rien à connecter avec ce lien.",

@@ -225,3 +225,24 @@ def test_the_language_comes_from_lang_then_the_browser():
     assert connect_i18n.language(None, "fr;q=0, en;q=0.5") == "en"
     assert connect_i18n.language(None, None) == "en"
     assert set(connect_i18n.FR) == set(connect_i18n.EN)  # every string translated
+
+
+def test_a_reconnect_link_replaces_the_credentials_of_its_connection(page_system, oauth_server, browser):
+    api = gateway(page_system)
+    key = make_integration(api, "test-apikey")
+    oauth_server.api_keys.add("renewed-key-1")
+    imported = api.post("/connections", json={"provider_config_key": key, "connection_id": "conn-page-re",
+                                              "credentials": {"type": "API_KEY", "apiKey": "old-key"}})
+    assert imported.status_code == 201, imported.text
+    created = api.post("/connect/sessions/reconnect", json={"connection_id": "conn-page-re", "integration_id": key,
+                                                            "end_user": {"id": "p4"}})
+    tab = new_tab(browser)
+    tab.goto(created.json()["data"]["connect_link"])
+    tab.wait_for_selector("#field-apiKey")
+    assert "existing connection is updated" in tab.inner_text("#intro")
+    tab.fill("#field-apiKey", "renewed-key-1")
+    tab.click("#connect-submit")
+    tab.wait_for_selector("#success-view:not([hidden])")
+    full = api.get("/connections/conn-page-re", params={"provider_config_key": key}).json()
+    assert full["credentials"]["apiKey"] == "renewed-key-1"
+    tab.close()

@@ -105,7 +105,8 @@
     if (code === 'connection_test_failed' || code === 'invalid_credentials') {
       return {key: 'err_credentials', type: 'connection_test_failed'};
     }
-    if (code === 'invalid_body' || code === 'invalid_query_params' || code === 'invalid_connection_config') {
+    if (code === 'invalid_body' || code === 'invalid_query_params' || code === 'invalid_connection_config' ||
+        code === 'url_param_err') {
       return {key: 'err_invalid_input', type: 'connection_validation_failed'};
     }
     if ((code === 'token_err' || code === 'callback_err') && detail) {
@@ -373,7 +374,8 @@
     call('/connect/session').then(function (session) {
       var user = session.data.endUser;
       var name = user && (user.display_name || user.email);
-      $('intro').textContent = name ? text('intro_user', {name: name}) : S.intro;
+      $('intro').textContent = session.data.isReconnecting ? S.intro_reconnect
+        : name ? text('intro_user', {name: name}) : S.intro;
       post({type: 'settings_changed', payload: {theme: config.palette, defaultTheme: config.theme, showWatermark: false}});
       return call('/integrations');
     }).then(function (list) {
