@@ -246,3 +246,28 @@ def test_a_reconnect_link_replaces_the_credentials_of_its_connection(page_system
     full = api.get("/connections/conn-page-re", params={"provider_config_key": key}).json()
     assert full["credentials"]["apiKey"] == "renewed-key-1"
     tab.close()
+
+
+def test_the_keyboard_alone_connects(page_system, oauth_server, browser):
+    api = gateway(page_system)
+    keys = [make_integration(api, "test-apikey") for _ in range(2)]
+    oauth_server.api_keys.add("keyboard-key-1")
+    link = create_session(api, allowed_integrations=keys, end_user={"id": "p5"})["connect_link"]
+    tab = new_tab(browser)
+    tab.goto(link)
+    tab.wait_for_selector(f"#integration-{keys[1]}")
+    tab.keyboard.press("Tab")
+    tab.keyboard.press("Tab")
+    assert tab.evaluate("document.activeElement.closest('li').id") == f"integration-{keys[1]}"
+    tab.keyboard.press("Enter")
+    tab.wait_for_selector("#field-apiKey")
+    assert tab.evaluate("document.activeElement.id") == "field-apiKey"  # focus moves into the form
+    tab.keyboard.type("keyboard-key-1")
+    tab.keyboard.press("Enter")
+    tab.wait_for_selector("#success-view:not([hidden])")
+    assert tab.evaluate("document.activeElement.id") == "success-title"  # announced to screen readers
+    tab.keyboard.press("Tab")
+    tab.keyboard.press("Enter")  # Done
+    tab.wait_for_selector(f"#integration-{keys[1]} .status:text-is('Connected')")
+    assert "(Connected)" in tab.get_attribute(f"#integration-{keys[1]} button", "aria-label")
+    tab.close()
