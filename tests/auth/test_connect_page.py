@@ -14,6 +14,7 @@ from tests.api.builders import gateway
 from tests.auth.conftest import write_catalogue
 from tests.auth.test_connect_sessions import create_session, make_integration
 from tests.auth.test_connect_ui import CHROMIUM, CHROMIUM_ARGS
+from tests.auth.test_oauth_flow import oauth_integration
 from tests.support.npm import npm_install
 from tests.support.system import make_system
 
@@ -270,4 +271,22 @@ def test_the_keyboard_alone_connects(page_system, oauth_server, browser):
     tab.keyboard.press("Enter")  # Done
     tab.wait_for_selector(f"#integration-{keys[1]} .status:text-is('Connected')")
     assert "(Connected)" in tab.get_attribute(f"#integration-{keys[1]} button", "aria-label")
+    tab.close()
+
+
+def test_an_oauth_provider_asks_for_the_values_its_urls_need(page_system, oauth_server, browser):
+    api = gateway(page_system)
+    key = oauth_integration(api, oauth_server, provider="test-tenant")
+    link = create_session(api, allowed_integrations=[key], end_user={"id": "p6"})["connect_link"]
+    tab = new_tab(browser)
+    tab.goto(link)
+    tab.wait_for_selector("#field-tenant")
+    tab.click("#connect-submit")
+    assert tab.inner_text("#field-tenant-problem") == "Fill in this field."
+    tab.fill("#field-tenant", "acme")
+    tab.click("#connect-submit")
+    tab.wait_for_selector("#success-view:not([hidden])", timeout=30_000)
+    [made] = api.get("/connections", params={"endUserId": "p6"}).json()["connections"]
+    full = api.get(f"/connections/{made['connection_id']}", params={"provider_config_key": key}).json()
+    assert full["connection_config"]["tenant"] == "acme"
     tab.close()

@@ -203,7 +203,25 @@
       if (spec.automated || spec.hidden) { return; }
       fields.push(field(name, spec, 'param', spec.secret === true));
     });
+    templated(provider).forEach(function (used) {
+      if (!config[used.name]) { fields.push(field(used.name, {optional: used.optional}, 'param', false)); }
+    });
     return fields;
+  }
+
+  // Values the provider's URLs need (`${connectionConfig.x}`) that its entry does not declare;
+  // one that has an alternative (`A || B`) is optional.
+  function templated(provider) {
+    var found = {};
+    [provider.authorization_url, provider.token_url, (provider.proxy || {}).base_url].forEach(function (url) {
+      if (typeof url !== 'string') { return; }
+      var pattern = /\$\{connectionConfig\.([A-Za-z0-9_]+)\}/g;
+      var match;
+      while ((match = pattern.exec(url)) !== null) {
+        found[match[1]] = (found[match[1]] === undefined ? true : found[match[1]]) && url.indexOf('||') >= 0;
+      }
+    });
+    return Object.keys(found).map(function (name) { return {name: name, optional: found[name]}; });
   }
 
   function field(name, spec, kind, secret) {
