@@ -11,7 +11,7 @@ from common.httpapp import base_app, error_response, install_health
 from common.internal import ServiceClient, StoreClient
 from common.settings import Settings, load_settings
 from common.startup import StartupError
-from gateway import forwarding, routing, websockets
+from gateway import forwarding, root_page, routing, websockets
 from gateway.admission import Admission
 from gateway.fastpath import ProxyFastPath
 from gateway.keycache import KeyCache
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_cors(app)
     hub = websockets.Hub(settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)
     websockets.install(app, hub, settings.NANGO_SERVER_WEBSOCKETS_PATH)
+    root_page.install(app, settings.server_url)
     install_body_limit(app)
 
     @app.get("/health")

@@ -16,6 +16,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/oauth2", "auth"),  # client credentials
     ("/api-auth", "auth"),  # API key and basic capture
     ("/auth", "auth"),
+    ("/images/template-logos", "auth"),  # provider logos (open: an <img> carries no key)
     ("/proxy", "proxy"),  # proxied calls to provider APIs, streamed both ways
     ("/egress-ips", "proxy"),  # the public egress addresses customers allowlist
 )
