@@ -10,7 +10,6 @@ import importlib
 import json
 import logging
 import math
-import socket
 import sys
 
 from gunicorn import util
@@ -18,6 +17,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
+from common.ports import listen_problem
 from common.providers import CatalogueError
 from common.settings import Settings, SettingsError, load_settings
 from common.startup import StartupError
@@ -128,7 +128,7 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
         # The gateway's idle keep-alive wait is a setting (the worker also bounds heads and bodies);
         # behind it, the services keep their callers' pooled connections for 30 s.
         "keepalive": math.ceil(settings.GATEWAY_KEEPALIVE_TIMEOUT) if process == "gateway" else 30,
-        "graceful_timeout": 10,
+        "graceful_timeout": settings.GRACEFUL_TIMEOUT,
         "timeout": 120,
         "loglevel": settings.LOG_LEVEL,
         "errorlog": "-",
@@ -139,18 +139,12 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
 
 def check_port_free(process: str, settings: Settings) -> None:
     """Fail in one line, naming the variable, when the port is taken (gunicorn would retry, then
-    print a multi-line error); the same SO_REUSEADDR as gunicorn, so TIME_WAIT is no obstacle."""
+    print a multi-line error)."""
     _, host_var, port_var = PROCESSES[process]
     host, port = getattr(settings, host_var), getattr(settings, port_var)
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise StartupError(f"{port_var}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    problem = listen_problem(host, port)
+    if problem:
+        raise StartupError(f"{port_var}: cannot listen on {host}:{port} ({problem})")
 
 
 def main(process: str) -> None:
@@ -161,6 +155,7 @@ def main(process: str) -> None:
         check_port_free(process, settings)
         module = importlib.import_module(PROCESSES[process][0])
         app = module.create_app(settings)
+        app.config["AUTHPORT_LAUNCH_TOKEN"] = settings.AUTHPORT_LAUNCH_TOKEN  # confirmed at /healthz
     except (SettingsError, StartupError, CatalogueError) as exc:
         print(f"authport {process}: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

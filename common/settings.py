@@ -224,7 +224,8 @@ VARIABLES: tuple[Var, ...] = (
     Var("INTERNAL_API_KEY", to_str, None, "Shared secret that services require from the gateway and each other.",
         secret=True),
     Var("BIND_HOST", to_str, "127.0.0.1", "Address the internal services (store, auth, proxy) listen on."),
-    Var("GATEWAY_HOST", to_str, "0.0.0.0", "Address the gateway listens on."),
+    Var("GATEWAY_HOST", to_str, "0.0.0.0",
+        "Address the gateway listens on (`make up` uses 127.0.0.1 unless this is set)."),
     Var("STORE_PORT", to_port, 3010, "Port of the store service."),
     Var("AUTH_PORT", to_port, 3011, "Port of the auth service."),
     Var("PROXY_PORT", to_port, 3012, "Port of the proxy service."),
@@ -242,6 +243,12 @@ VARIABLES: tuple[Var, ...] = (
     Var("WORKERS", to_positive_int, 1, "gunicorn worker processes per service."),
     Var("THREADS", to_positive_int, 8, "Threads per gunicorn worker of the thread-based processes (store, auth)."),
     Var("LOG_LEVEL", to_log_level, "info", "debug, info, warning or error."),
+    Var("GRACEFUL_TIMEOUT", to_positive_int, 10,
+        "Seconds a stopping process lets requests in flight finish before its workers are killed "
+        "(`make up` uses 1)."),
+    Var("AUTHPORT_LAUNCH_TOKEN", to_str, None,
+        "Set by `make up` for each start: its processes confirm it at /healthz, so the launcher never takes "
+        "another instance for its own.", secret=True),
     Var("WORKER_CONNECTIONS", to_positive_int, 1000,
         "Concurrent requests per worker of the event-loop processes (gateway, proxy)."),
     Var("GATEWAY_HEADER_TIMEOUT", to_seconds, 10.0,
