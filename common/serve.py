@@ -17,6 +17,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
+from common.access_log import RequestIds, gunicorn_access_options
 from common.ports import listen_problem
 from common.providers import CatalogueError
 from common.settings import Settings, SettingsError, load_settings
@@ -134,6 +135,7 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
         "errorlog": "-",
         "proc_name": f"authport-{process}",
         "control_socket_disable": True,
+        **gunicorn_access_options(settings),
     }
 
 
@@ -152,6 +154,8 @@ def main(process: str) -> None:
     try:
         settings = load_settings()
         logging.getLogger().setLevel(settings.LOG_LEVEL.upper())
+        # peewee logs every statement with its parameters at debug: only when asked for by name.
+        logging.getLogger("peewee").setLevel(logging.DEBUG if settings.LOG_SQL else logging.INFO)
         check_port_free(process, settings)
         module = importlib.import_module(PROCESSES[process][0])
         app = module.create_app(settings)
@@ -159,7 +163,7 @@ def main(process: str) -> None:
     except (SettingsError, StartupError, CatalogueError) as exc:
         print(f"authport {process}: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
-    _Gunicorn(app, gunicorn_options(process, settings), slow_client_limits(process, settings)).run()
+    _Gunicorn(RequestIds(app), gunicorn_options(process, settings), slow_client_limits(process, settings)).run()
 
 
 def slow_client_limits(process: str, settings: Settings):

@@ -242,7 +242,10 @@ VARIABLES: tuple[Var, ...] = (
         "How many reverse proxies in front of the gateway set X-Forwarded-For (0: use the peer address)."),
     Var("WORKERS", to_positive_int, 1, "gunicorn worker processes per service."),
     Var("THREADS", to_positive_int, 8, "Threads per gunicorn worker of the thread-based processes (store, auth)."),
-    Var("LOG_LEVEL", to_log_level, "info", "debug, info, warning or error."),
+    Var("LOG_LEVEL", to_log_level, "info",
+        "debug, info, warning or error; at info and debug every process logs one access line per request."),
+    Var("LOG_SQL", to_bool, False,
+        "Log every SQL statement the store runs, with its parameters (debugging only: not on real data)."),
     Var("GRACEFUL_TIMEOUT", to_positive_int, 10,
         "Seconds a stopping process lets requests in flight finish before its workers are killed "
         "(`make up` uses 1)."),

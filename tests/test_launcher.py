@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -219,12 +220,15 @@ def test_ctrl_c_is_quick_with_an_idle_keep_alive_connection_open(tmp_path):
 
 
 def test_gateway_listens_on_loopback_only_unless_gateway_host_says_otherwise(tmp_path):
-    env = ports_env()
+    env = ports_env(LOG_LEVEL="info")
     port = int(env["SERVER_PORT"])
     launcher = Launcher(tmp_path, env)
     try:
         output = launcher.wait_running()
         assert "listening on 127.0.0.1 only" in output
+        # At info, each process's access lines come prefixed with its name (here: the launcher's checks).
+        for name in ("store", "auth", "proxy", "gateway"):
+            assert re.search(rf"^{name} +\| .* access GET /healthz 200 \d+ms request_id=\S+$", output, re.M), output
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) == 0
         # Another address of this machine (127.0.0.2 is loopback too, but not 127.0.0.1): nobody

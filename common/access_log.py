@@ -1,0 +1,45 @@
+"""One access line per request, the same in every process: method, path (never the query),
+status, duration and request id; never a header, so never a key or a token.
+
+The request id is the caller's `X-Request-Id` when it is a plain token, else one made here; it is
+put back into the request (so the gateway passes it on and the store's records carry it) and
+onto the answer. gunicorn writes the line once the answer has been sent, streamed bodies included.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from common.settings import Settings
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
+# gunicorn atoms: %(U)s is PATH_INFO, the path without the query string.
+ACCESS_FORMAT = "%(t)s access %(m)s %(U)s %(s)s %(M)sms request_id=%({http_x_request_id}e)s"
+
+
+class RequestIds:
+    """WSGI middleware: every request has a well-formed id, and every answer names it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        given = environ.get(REQUEST_ID_ENVIRON, "")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        environ[REQUEST_ID_ENVIRON] = request_id
+
+        def start(status, headers, exc_info=None):
+            if not any(name.lower() == "x-request-id" for name, _ in headers):
+                headers = [*headers, ("X-Request-Id", request_id)]
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self.app(environ, start)
+
+
+def gunicorn_access_options(settings: Settings) -> dict:
+    """Access lines on stdout at `info` and `debug`; none at `warning` and above."""
+    if settings.LOG_LEVEL not in ("debug", "info"):
+        return {"accesslog": None}
+    return {"accesslog": "-", "access_log_format": ACCESS_FORMAT}
