@@ -11,12 +11,17 @@ from __future__ import annotations
 import re
 import uuid
 
+from gunicorn.glogging import Logger
+
 from common.settings import Settings
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 # gunicorn atoms: %(U)s is PATH_INFO, the path without the query string.
 ACCESS_FORMAT = "%(t)s access %(m)s %(U)s %(s)s %(M)sms request_id=%({http_x_request_id}e)s"
+# Lines of machines, not people: liveness and readiness probes, and auth's once-a-second look for
+# webhooks due. At info they would bury every other line; at debug they are logged too.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/health", "/internal/webhook-outbox/lease"})
 
 
 class RequestIds:
@@ -38,8 +43,17 @@ class RequestIds:
         return self.app(environ, start)
 
 
+class AccessLogger(Logger):
+    """gunicorn's logger, without the access lines of QUIET_PATHS below `debug`."""
+
+    def access(self, resp, req, environ, request_time):
+        if environ.get("PATH_INFO") in QUIET_PATHS and str(self.cfg.loglevel).lower() != "debug":
+            return
+        super().access(resp, req, environ, request_time)
+
+
 def gunicorn_access_options(settings: Settings) -> dict:
     """Access lines on stdout at `info` and `debug`; none at `warning` and above."""
     if settings.LOG_LEVEL not in ("debug", "info"):
         return {"accesslog": None}
-    return {"accesslog": "-", "access_log_format": ACCESS_FORMAT}
+    return {"accesslog": "-", "access_log_format": ACCESS_FORMAT, "logger_class": AccessLogger}

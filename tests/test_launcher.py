@@ -226,9 +226,17 @@ def test_gateway_listens_on_loopback_only_unless_gateway_host_says_otherwise(tmp
     try:
         output = launcher.wait_running()
         assert "listening on 127.0.0.1 only" in output
-        # At info, each process's access lines come prefixed with its name (here: the launcher's checks).
-        for name in ("store", "auth", "proxy", "gateway"):
-            assert re.search(rf"^{name} +\| .* access GET /healthz 200 \d+ms request_id=\S+$", output, re.M), output
+        # At info, each process's access lines come prefixed with its name; probes and polls are left out.
+        wrong = {"Authorization": "Bearer 00000000-0000-4000-8000-000000000000"}
+        assert requests.get(f"http://127.0.0.1:{port}/integrations", headers=wrong).status_code == 401
+        expected = [r"^gateway \| .* access GET /integrations 401 \d+ms request_id=\S+$",
+                    r"^store   \| .* access POST /internal/keys/resolve \d{3} \d+ms request_id=\S+$"]
+        deadline = time.monotonic() + 5
+        while not all(re.search(line, output, re.M) for line in expected):
+            assert time.monotonic() < deadline, output
+            time.sleep(0.1)
+            output = launcher.text()
+        assert " access GET /healthz " not in output and "webhook-outbox/lease" not in output
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) == 0
         # Another address of this machine (127.0.0.2 is loopback too, but not 127.0.0.1): nobody
