@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from common.errors import ApiError
 from common.identity import INTERNAL_KEY_HEADER, Identity
+from common.version import VERSION
 
 log = logging.getLogger("authport")
 LAUNCH_HEADER = "X-Authport-Launch"
@@ -114,7 +115,8 @@ def install_health(app: Flask, ready_check: Callable[[], dict[str, str]], intern
         checks = ready_check()
         ok = all(state == "ok" for state in checks.values())
         if _carries_internal_key(internal_key or app.extensions.get("authport_internal_key")):
-            return jsonify({"status": "ready" if ok else "unavailable", "checks": checks}), (200 if ok else 503)
+            return jsonify({"status": "ready" if ok else "unavailable", "checks": checks, "version": VERSION}), (
+                200 if ok else 503)
         if ok:
             return jsonify({"status": "ready"})
         return error_response(ApiError("Not ready: a dependency does not answer.", code="service_unavailable",

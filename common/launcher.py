@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import urllib3
+from urllib3.exceptions import InsecureRequestWarning
 
 from common import envfile
 from common.httpapp import LAUNCH_HEADER
@@ -79,7 +80,7 @@ class Output:
                 sys.stdout.flush()
         stream.close()
 
-    def finish(self, timeout: float = 1.0) -> None:
+    def finish(self, timeout: float = 0.3) -> None:
         deadline = time.monotonic() + timeout
         for reader in self.readers:
             reader.join(max(0.0, deadline - time.monotonic()))
@@ -103,9 +104,14 @@ def is_ours(http: urllib3.PoolManager, url: str, token: str) -> bool | None:
         return False
 
 
+urllib3.disable_warnings(InsecureRequestWarning)  # only the launcher's own loopback checks (wait_healthy)
+
+
 def wait_healthy(name: str, url: str, proc: subprocess.Popen, token: str, signals: Signals,
                  timeout: float = 60.0) -> bool:
-    with urllib3.PoolManager(retries=False, timeout=2.0) as http:  # closed after: no idle connection left
+    # Closed after: no idle connection left. No certificate check: a gateway with TLS_CERT_FILE holds
+    # a certificate for its public name, not 127.0.0.1, and only this start's token is asked for.
+    with urllib3.PoolManager(retries=False, timeout=2.0, cert_reqs="CERT_NONE") as http:
         return _wait_healthy(http, name, url, proc, token, signals, timeout)
 
 
@@ -133,7 +139,7 @@ def stop(procs: dict[str, subprocess.Popen], deadline: float = STOP_DEADLINE) ->
     for proc in procs.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    until = time.monotonic() + deadline - 0.3
+    until = time.monotonic() + deadline - 0.8  # what is left: the kill, the last lines, the exit
     for proc in procs.values():
         try:
             proc.wait(timeout=max(0.05, until - time.monotonic()))
@@ -191,8 +197,9 @@ def start_all(env: dict[str, str], settings: Settings, procs: dict[str, subproce
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         output.follow(name, procs[name])
         _, _, port = listen_address(settings, name)
-        if not wait_healthy(name, f"http://127.0.0.1:{port}/healthz", procs[name], env["AUTHPORT_LAUNCH_TOKEN"],
-                            signals):
+        scheme = "https" if name == "gateway" and settings.TLS_CERT_FILE else "http"
+        if not wait_healthy(name, f"{scheme}://127.0.0.1:{port}/healthz", procs[name],
+                            env["AUTHPORT_LAUNCH_TOKEN"], signals):
             return False
     return True
 

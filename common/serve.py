@@ -10,6 +10,7 @@ import importlib
 import json
 import logging
 import math
+import os
 import sys
 
 from gunicorn import util
@@ -136,7 +137,35 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
         "proc_name": f"authport-{process}",
         "control_socket_disable": True,
         **gunicorn_access_options(settings),
+        **tls_options(process, settings),
     }
+
+
+def tls_options(process: str, settings: Settings) -> dict:
+    """HTTPS on the gateway when TLS_CERT_FILE and TLS_KEY_FILE are set (the pair is checked with
+    the settings; the key must match the certificate, or the process stops with one line)."""
+    if process != "gateway" or not settings.TLS_CERT_FILE:
+        return {}
+    import ssl
+
+    for name in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
+        if not os.path.isfile(getattr(settings, name)):
+            raise StartupError(f"{name}: no such file: {getattr(settings, name)}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.TLS_CERT_FILE,
+                                                                           settings.TLS_KEY_FILE)
+    except (ssl.SSLError, OSError) as exc:
+        raise StartupError(f"TLS_CERT_FILE, TLS_KEY_FILE: cannot load the certificate and its key ({exc})") from None
+    return {"certfile": settings.TLS_CERT_FILE, "keyfile": settings.TLS_KEY_FILE, "ssl_context": tls12_context}
+
+
+def tls12_context(_config, default_ssl_context_factory):
+    """gunicorn's server context (certificate, key, its ciphers), refusing anything below TLS 1.2."""
+    import ssl
+
+    context = default_ssl_context_factory()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def check_port_free(process: str, settings: Settings) -> None:
@@ -160,10 +189,11 @@ def main(process: str) -> None:
         module = importlib.import_module(PROCESSES[process][0])
         app = module.create_app(settings)
         app.config["AUTHPORT_LAUNCH_TOKEN"] = settings.AUTHPORT_LAUNCH_TOKEN  # confirmed at /healthz
+        options = gunicorn_options(process, settings)
     except (SettingsError, StartupError, CatalogueError) as exc:
         print(f"authport {process}: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
-    _Gunicorn(RequestIds(app), gunicorn_options(process, settings), slow_client_limits(process, settings)).run()
+    _Gunicorn(RequestIds(app), options, slow_client_limits(process, settings)).run()
 
 
 def slow_client_limits(process: str, settings: Settings):

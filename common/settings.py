@@ -197,7 +197,8 @@ class Var:
 # generated from it (`python -m common.settings --markdown`).
 VARIABLES: tuple[Var, ...] = (
     Var("SERVER_PORT", to_port, 3003, "Port of the gateway, the only public process."),
-    Var("NANGO_SERVER_URL", to_url, None, "Public URL of the gateway (default http://localhost:SERVER_PORT)."),
+    Var("NANGO_SERVER_URL", to_url, None,
+        "Public URL of the gateway (default http://localhost:SERVER_PORT, https with TLS_CERT_FILE)."),
     Var("NANGO_CALLBACK_URL", to_url, None, "OAuth callback URL (default NANGO_SERVER_URL + /oauth/callback)."),
     Var("NANGO_PUBLIC_CONNECT_URL", to_url, None, "Base of connect_link (default NANGO_SERVER_URL + /connect)."),
     Var("NANGO_SERVER_WEBSOCKETS_PATH", to_path, "/",
@@ -226,6 +227,9 @@ VARIABLES: tuple[Var, ...] = (
     Var("BIND_HOST", to_str, "127.0.0.1", "Address the internal services (store, auth, proxy) listen on."),
     Var("GATEWAY_HOST", to_str, "0.0.0.0",
         "Address the gateway listens on (`make up` uses 127.0.0.1 unless this is set)."),
+    Var("TLS_CERT_FILE", to_str, None,
+        "PEM certificate chain: with TLS_KEY_FILE the gateway serves HTTPS only (TLS 1.2 minimum)."),
+    Var("TLS_KEY_FILE", to_str, None, "PEM private key of TLS_CERT_FILE (read by the gateway only)."),
     Var("STORE_PORT", to_port, 3010, "Port of the store service."),
     Var("AUTH_PORT", to_port, 3011, "Port of the auth service."),
     Var("PROXY_PORT", to_port, 3012, "Port of the proxy service."),
@@ -315,7 +319,8 @@ class Settings:
 
     @property
     def server_url(self) -> str:
-        return self.values["NANGO_SERVER_URL"] or f"http://localhost:{self.values['SERVER_PORT']}"
+        scheme = "https" if self.values["TLS_CERT_FILE"] else "http"
+        return self.values["NANGO_SERVER_URL"] or f"{scheme}://localhost:{self.values['SERVER_PORT']}"
 
     @property
     def callback_url(self) -> str:
@@ -386,6 +391,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if name not in BY_NAME:
             raise SettingsError(name, "not a known setting")
         values[name] = value
+    if bool(values["TLS_CERT_FILE"]) != bool(values["TLS_KEY_FILE"]):
+        raise SettingsError("TLS_CERT_FILE" if values["TLS_KEY_FILE"] else "TLS_KEY_FILE",
+                            "TLS needs both TLS_CERT_FILE and TLS_KEY_FILE")
     if values["NANGO_ENCRYPTION_KEYS_OLD"] and not values["NANGO_ENCRYPTION_KEY"]:
         raise SettingsError("NANGO_ENCRYPTION_KEYS_OLD",
                             "decrypt-only keys need NANGO_ENCRYPTION_KEY, the key to re-encrypt under")

@@ -127,7 +127,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         # "." and ".." segments are refused: the HTTP client removes them when forwarding, so
         # "/connections/../internal/..." would reach a service's internal routes with our secret.
         dot_segment = any(segment in (".", "..") for segment in request.path.split("/"))
-        service = None if dot_segment else routing.owner(request.path)
+        area = None if dot_segment else routing.unsupported(request.path, request.method)
+        if area is not None:
+            if request.method == "OPTIONS":
+                return "", 204
+            admission.admit_request(request.method, request.path, request.headers, request.args,
+                                    request.remote_addr or "unknown")  # who may ask is asked first
+            raise ApiError(f"{area} are a Nango feature Authport does not implement.",
+                           code="not_supported_by_authport", status=501)
+        service = None if dot_segment or area is not None else routing.owner(request.path)
         if service is None:
             raise NotFound("Route not found")
         if request.method == "OPTIONS":

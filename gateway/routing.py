@@ -21,6 +21,30 @@ ROUTES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Nango areas Authport does not implement (syncs, records, actions, functions, scripts, flows, the
+# Nango-owned quickstart app): one explicit 501 instead of a 404, 405 or 400 that reads like a bug.
+UNSUPPORTED: tuple[tuple[str, str], ...] = (
+    ("/sync", "Syncs"),
+    ("/records", "Records"),
+    ("/action", "Actions"),
+    ("/scripts", "Scripts"),
+    ("/flow", "Flows"),
+)
+
+
+def unsupported(path: str, method: str) -> str | None:
+    """The name of the Nango area a request belongs to when Authport does not serve it, else None."""
+    if method == "POST" and path == "/integrations/quickstart":  # GET of it reads an integration so named
+        return "Quickstart integrations"
+    for prefix, area in UNSUPPORTED:
+        if path == prefix or path.startswith(prefix + "/"):
+            return area
+    segments = path.split("/")  # /integrations/<key>/functions[/…]
+    if len(segments) >= 4 and segments[1] == "integrations" and segments[3] == "functions":
+        return "Functions"
+    return None
+
+
 def owner(path: str) -> str | None:
     for prefix, service in ROUTES:
         if path == prefix or path.startswith(prefix + "/"):

@@ -64,6 +64,7 @@ class Environment(Base):
     callback_url = TextField(null=True)
     hmac_key_enc = TextField(null=True)
     hmac_enabled = BooleanField(default=False)
+    webhook_signing_key_enc = TextField(null=True)  # NULL: webhooks are signed with the default secret key
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -263,6 +264,7 @@ class WebhookOutbox(Base):
 ENCRYPTED_FIELDS = (
     (ApiKey, "secret_enc"),
     (Environment, "hmac_key_enc"),
+    (Environment, "webhook_signing_key_enc"),
     (Integration, "client_secret_enc"),
     (Integration, "webhook_secret_enc"),
     (Integration, "app_private_key_enc"),

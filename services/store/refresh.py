@@ -3,9 +3,9 @@
 The store decides and saves; auth performs the exchange with the provider. Under the
 connection's lock (`locks.connection_lock`), the row is read again and used as it is when another
 caller refreshed it meanwhile, so concurrent readers on any number of processes cause one call
-to the token endpoint. A failure is recorded and answered with 424 `connection_refresh_backoff`
-for the next 30 seconds; repeated failures (one counted per day, as Nango does) mark the
-connection exhausted, and only a forced refresh or a new import tries again.
+to the token endpoint. A failure is recorded and answered with 424 `invalid_credentials`
+(payload `reason`: `refresh_backoff`) for the next 30 seconds; repeated failures (one counted per
+day, as Nango does) mark the connection exhausted, and only a forced refresh or a new import tries again.
 """
 
 from __future__ import annotations
@@ -57,9 +57,11 @@ def seconds_fresh(conn: Connection, provider: dict | None) -> float | None:
     return max(0.0, (until - utcnow()).total_seconds())
 
 
-def _refused(conn: Connection, integration, code: str, message: str, status: int) -> ApiError:
+def _refused(conn: Connection, integration, code: str, message: str, status: int,
+             reason: str | None = None) -> ApiError:
     shown = formatters.connection_full(conn, integration.unique_key, integration.provider, {}, "+00:00")
-    return ApiError(message, code=code, status=status, payload={"connection": shown})
+    payload = {"connection": shown, **({"reason": reason} if reason else {})}
+    return ApiError(message, code=code, status=status, payload=payload)
 
 
 def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: dict, *, force: bool):
@@ -69,11 +71,13 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
     provider = ctx.catalogue.get(integration.provider)
     if not force:
         if conn.refresh_exhausted:
-            raise _refused(conn, integration, "connection_refresh_exhausted",
-                           "Refreshing this connection failed repeatedly; re-authorize it.", 424)
+            raise _refused(conn, integration, "invalid_credentials",
+                           "Refreshing this connection failed repeatedly; re-authorize it.", 424,
+                           reason="refresh_exhausted")
         if conn.last_refresh_failure and utcnow() - conn.last_refresh_failure < BACKOFF:
-            raise _refused(conn, integration, "connection_refresh_backoff",
-                           "A recent refresh attempt failed. Backing off before retrying.", 424)
+            raise _refused(conn, integration, "invalid_credentials",
+                           "A recent refresh attempt failed. Backing off before retrying.", 424,
+                           reason="refresh_backoff")
         if not expiring(conn, provider):
             return conn, credentials
     if conn.credentials_type == "OAUTH2" and not credentials.get("refresh_token"):

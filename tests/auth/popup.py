@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,9 +20,11 @@ class Socket:
     answer, and every event of every packet must be read (simple_websocket's client reads only the
     first event of the handshake's packet, and would miss such an ack)."""
 
-    def __init__(self, gateway_url: str, path: str = "/"):
+    def __init__(self, gateway_url: str, path: str = "/", tls: ssl.SSLContext | None = None):
         parts = urlsplit(gateway_url)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=20)
+        if tls is not None:  # wss://
+            self.sock = tls.wrap_socket(self.sock, server_hostname=parts.hostname)
         self.conn = WSConnection(ConnectionType.CLIENT)
         self.sock.sendall(self.conn.send(Request(host=parts.netloc, target=path)))
         self.pending: list[str] = []

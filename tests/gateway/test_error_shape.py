@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from common.identity import INTERNAL_KEY_HEADER
+from common.version import VERSION
 from tests.support.system import make_system
 
 MALFORMED = [
@@ -99,14 +100,15 @@ def test_readyz_tells_the_public_only_ready(running):
                    {"Authorization": f"Bearer {running.env['INTERNAL_API_KEY']}"}):
         internal = requests.get(running.url + "/readyz", headers=header, timeout=10)
         assert internal.status_code == 200
-        assert internal.json() == {"status": "ready", "checks": {"store": "ok", "auth": "ok", "proxy": "ok"}}
+        assert internal.json() == {"status": "ready", "checks": {"store": "ok", "auth": "ok", "proxy": "ok"},
+                                   "version": VERSION}
     wrong = requests.get(running.url + "/readyz", headers={INTERNAL_KEY_HEADER: "nope"}, timeout=10)
     assert wrong.json() == {"status": "ready"}
     store = requests.get(running.service_url("store") + "/readyz", timeout=10)
     assert store.status_code == 200 and store.json() == {"status": "ready"}
     store_internal = requests.get(running.service_url("store") + "/readyz", timeout=10,
                                   headers={INTERNAL_KEY_HEADER: running.env["INTERNAL_API_KEY"]})
-    assert store_internal.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert store_internal.json() == {"status": "ready", "checks": {"database": "ok"}, "version": VERSION}
     health = requests.get(running.url + "/healthz", timeout=10)
     assert health.status_code == 200 and health.json() == {"status": "ok"}
 
