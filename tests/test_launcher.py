@@ -274,3 +274,19 @@ def test_readiness_is_that_of_this_start_never_of_another_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_gateway_with_tls_is_seen_up_over_https(tmp_path):
+    from tests.support.tls import TestCA
+
+    cert, key = TestCA(tmp_path / "ca").issue(dns=("authport.example",))  # not 127.0.0.1: no check needed
+    env = ports_env(TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key))
+    (tmp_path / "run").mkdir()
+    launcher = Launcher(tmp_path / "run", env)
+    try:
+        output = launcher.wait_running()
+        assert f"Authport is running at https://localhost:{env['SERVER_PORT']}" in output
+        assert "InsecureRequestWarning" not in output
+        assert launcher.terminate() == 0
+    finally:
+        launcher.cleanup()
