@@ -12,7 +12,8 @@ PIP_TOOLS := pip-tools==7.6.2
 LOCK := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)-lock/bin/pip-compile --quiet --generate-hashes \
 	--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: up test lint lock system-deps clean
+.PHONY: up test lint lock system-deps clean image
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 $(RUNTIME_STAMP): requirements/runtime.txt pyproject.toml scripts/ensure-python.sh
 	bash scripts/ensure-python.sh $(PYTHON) $(VENV)
@@ -34,6 +35,10 @@ system-deps:
 # tests wait on real processes and rate-limit windows, so the suite takes about 60 % of the time.
 test: $(TEST_STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# The release image, tagged with pyproject's version as compose.yaml and deploy/k8s name it.
+image:
+	docker build -t authport:$(VERSION) .
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -19,9 +19,9 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 # gunicorn atoms: %(U)s is PATH_INFO, the path without the query string.
 ACCESS_FORMAT = "%(t)s access %(m)s %(U)s %(s)s %(M)sms request_id=%({http_x_request_id}e)s"
-# Lines of machines, not people: liveness and readiness probes, and auth's once-a-second look for
+# Lines of machines, not people: probes, metrics scrapes, and auth's once-a-second look for
 # webhooks due. At info they would bury every other line; at debug they are logged too.
-QUIET_PATHS = frozenset({"/healthz", "/readyz", "/health", "/internal/webhook-outbox/lease"})
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/health", "/metrics", "/internal/webhook-outbox/lease"})
 
 
 class RequestIds:

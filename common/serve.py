@@ -18,6 +18,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
+from common import metrics_dir
 from common.access_log import RequestIds, gunicorn_access_options
 from common.ports import listen_problem
 from common.providers import CatalogueError
@@ -136,6 +137,7 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
         "errorlog": "-",
         "proc_name": f"authport-{process}",
         "control_socket_disable": True,
+        "child_exit": metrics_dir.worker_exited,
         **gunicorn_access_options(settings),
         **tls_options(process, settings),
     }
@@ -186,8 +188,12 @@ def main(process: str) -> None:
         # peewee logs every statement with its parameters at debug: only when asked for by name.
         logging.getLogger("peewee").setLevel(logging.DEBUG if settings.LOG_SQL else logging.INFO)
         check_port_free(process, settings)
+        metrics_dir.prepare(process)  # before prometheus_client is first imported (by the app's modules)
         module = importlib.import_module(PROCESSES[process][0])
         app = module.create_app(settings)
+        from common import metrics
+
+        metrics.install(app, process, settings.INTERNAL_API_KEY, app.extensions.get("authport_metrics_extra"))
         app.config["AUTHPORT_LAUNCH_TOKEN"] = settings.AUTHPORT_LAUNCH_TOKEN  # confirmed at /healthz
         options = gunicorn_options(process, settings)
     except (SettingsError, StartupError, CatalogueError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from common import metrics
 from common.errors import ApiError, NotFound
 from common.httpapp import base_app, error_response, install_health
 from common.internal import ServiceClient, StoreClient
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def route(_path: str):
         # "." and ".." segments are refused: the HTTP client removes them when forwarding, so
         # "/connections/../internal/..." would reach a service's internal routes with our secret.
+        request.environ[metrics.ROUTE_KEY] = routing.template(request.path)
         dot_segment = any(segment in (".", "..") for segment in request.path.split("/"))
         area = None if dot_segment else routing.unsupported(request.path, request.method)
         if area is not None:

@@ -50,3 +50,13 @@ def owner(path: str) -> str | None:
         if path == prefix or path.startswith(prefix + "/"):
             return service
     return None
+
+
+def template(path: str) -> str:
+    """The route label of a metric: the owning prefix (`/connections/*`), never the raw path."""
+    for prefix, _service in ROUTES:
+        if path == prefix:
+            return prefix
+        if path.startswith(prefix + "/"):
+            return prefix + "/*"
+    return "other"

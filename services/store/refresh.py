@@ -14,6 +14,7 @@ import json
 import logging
 from datetime import timedelta
 
+from common import metrics
 from common.errors import ApiError
 from common.refresh_client import RefreshClient
 from services.store import formatters, locks, notify, webhooks
@@ -113,6 +114,7 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
         _changed(ctx, conn, integration)  # reads now answer 424 until the backoff ends
         log.warning("refresh failed connection=%s code=%s attempts=%d", conn.uid, exc.code, conn.refresh_attempts)
         _record(conn, integration, now, error_code=exc.code)
+        metrics.REFRESHES.labels("failure").inc()
         webhooks.refresh_failed(ctx, conn, record, exc)
         raise _refused(conn, integration, "invalid_credentials", "The external API returned an error when trying "
                        "to refresh the access token. Please try again later.", 400) from None
@@ -125,6 +127,7 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
                       updated_at=now).where(Connection.id == conn.id).execute()
     _changed(ctx, conn, integration)
     _record(conn, integration, now)
+    metrics.REFRESHES.labels("success").inc()
     log.info("refreshed connection=%s", conn.uid)
     return conn, new
 
