@@ -36,7 +36,11 @@ MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "service
 # What `make up` sets unless the environment or `.env` does: the gateway on loopback only (a
 # laptop on a café's network should not offer the API to it), and a quick stop on Ctrl-C.
 LOCAL_DEFAULTS = {"GATEWAY_HOST": "127.0.0.1", "GRACEFUL_TIMEOUT": "1"}
-STOP_DEADLINE = 3.0  # seconds from Ctrl-C until every process is gone
+# Seconds from Ctrl-C: requests in flight may finish for GRACE, then idle workers are told to quit
+# at once, and at KILL_AFTER whatever is left is killed (SQLite's WAL and the store's outbox are
+# safe under kill -9), so that all is gone well within 3 s even on a busy machine.
+GRACE = 0.5
+KILL_AFTER = 1.5
 QUICK_START = 'README.md, "Quick start with curl"'
 
 
@@ -133,23 +137,38 @@ def _wait_healthy(http, name, url, proc, token, signals, timeout) -> bool:
     return False
 
 
-def stop(procs: dict[str, subprocess.Popen], deadline: float = STOP_DEADLINE) -> None:
-    """SIGTERM every process (gunicorn lets requests in flight end within GRACEFUL_TIMEOUT), then
-    kill the group of any that lingers past the deadline."""
+def stop(procs: dict[str, subprocess.Popen]) -> None:
+    """SIGTERM every process (gunicorn's graceful stop: requests in flight may finish), SIGQUIT
+    their groups after GRACE (an idle worker only notices SIGTERM within its 1-second loop; SIGQUIT
+    ends it at once), and SIGKILL any group that lingers past KILL_AFTER."""
+    started = time.monotonic()
     for proc in procs.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    until = time.monotonic() + deadline - 0.8  # what is left: the kill, the last lines, the exit
+    _wait_all(procs, started + GRACE)
+    _signal_groups(procs, signal.SIGQUIT)
+    _wait_all(procs, started + KILL_AFTER)
+    _signal_groups(procs, signal.SIGKILL)
+    for proc in procs.values():
+        proc.wait()
+
+
+def _wait_all(procs: dict[str, subprocess.Popen], until: float) -> None:
     for proc in procs.values():
         try:
-            proc.wait(timeout=max(0.05, until - time.monotonic()))
+            proc.wait(timeout=max(0.01, until - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
+
+
+def _signal_groups(procs: dict[str, subprocess.Popen], signum: int) -> None:
+    """Signal the process group of each process still running (start_new_session: its workers too)."""
     for proc in procs.values():
         if proc.poll() is None:
-            # Each child leads its own process group (start_new_session): this takes its workers too.
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            try:
+                os.killpg(proc.pid, signum)
+            except ProcessLookupError:
+                pass
 
 
 def child_environment(cwd: Path) -> dict[str, str]:

@@ -207,9 +207,8 @@ def test_ctrl_c_is_quick_with_an_idle_keep_alive_connection_open(tmp_path):
         assert idle.recv(4096).startswith(b"HTTP/1.1 200")
         took = launcher.interrupt()
         print(f"stop after Ctrl-C, keep-alive open: {took:.2f} s")
-        # The promise is 3 s with no connection open (above); an idle one costs the gateway its
-        # GRACEFUL_TIMEOUT (1 s) before it is closed, and a loaded CI machine a little more.
-        assert took <= 3.5, launcher.text()
+        # An idle keep-alive connection holds a gevent worker: the launcher's SIGQUIT ends it anyway.
+        assert took <= 3.0, launcher.text()
         idle.settimeout(2)
         try:
             while idle.recv(4096):  # the rest of the answer, then the end: the gateway closed it
