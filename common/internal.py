@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
+from common.access_log import CURRENT as CURRENT_REQUEST_ID
 from common.errors import ApiError
 from common.identity import INTERNAL_KEY_HEADER, Identity
 
@@ -47,6 +48,9 @@ class ServiceClient:
     ) -> urllib3.BaseHTTPResponse:
         all_headers = dict(headers or {})
         all_headers[INTERNAL_KEY_HEADER] = self.internal_key
+        request_id = CURRENT_REQUEST_ID.get()
+        if request_id is not None and not any(name.lower() == "x-request-id" for name in all_headers):
+            all_headers["X-Request-Id"] = request_id  # the caller's request, followed across processes
         if identity is not None:
             all_headers.update(identity.to_headers())
         try:

@@ -19,7 +19,7 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
 from common import metrics_dir
-from common.access_log import RequestIds, gunicorn_access_options
+from common.access_log import RequestIds, configure_logging, gunicorn_access_options
 from common.ports import listen_problem
 from common.providers import CatalogueError
 from common.settings import Settings, SettingsError, load_settings
@@ -184,6 +184,7 @@ def main(process: str) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
+        configure_logging(process, settings.LOG_FORMAT)
         logging.getLogger().setLevel(settings.LOG_LEVEL.upper())
         # peewee logs every statement with its parameters at debug: only when asked for by name.
         logging.getLogger("peewee").setLevel(logging.DEBUG if settings.LOG_SQL else logging.INFO)

@@ -96,6 +96,13 @@ def to_url(raw: str) -> str:
     return url
 
 
+def to_log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return value
+
+
 def to_str(raw: str) -> str:
     return raw.strip()
 
@@ -263,6 +270,9 @@ VARIABLES: tuple[Var, ...] = (
     Var("THREADS", to_positive_int, 8, "Threads per gunicorn worker of the thread-based processes (store, auth)."),
     Var("LOG_LEVEL", to_log_level, "info",
         "debug, info, warning or error; at info and debug every process logs one access line per request."),
+    Var("LOG_FORMAT", to_log_format, "text",
+        "text (readable lines) or json (one JSON object per line: time, process, level, logger, message, "
+        "request_id; access lines too)."),
     Var("LOG_SQL", to_bool, False,
         "Log every SQL statement the store runs, with its parameters (debugging only: not on real data)."),
     Var("GRACEFUL_TIMEOUT", to_positive_int, 10,

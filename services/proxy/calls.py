@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from common import metrics
+from common.access_log import CURRENT as CURRENT_REQUEST_ID
 from common.egress import Deadline, Egress, EgressResponse, OutboundRefused, UpstreamTimeout, UpstreamUnreachable
 from common.errors import ApiError
 from common.identity import Identity
@@ -47,6 +48,7 @@ class Record:
     egress: str | None = None
     outcome: str = "ok"
     bytes: int = 0
+    request_id: str | None = field(default_factory=CURRENT_REQUEST_ID.get)
 
     def log(self) -> None:
         """End the record: queue it for the store (cheap: no encoding here) and log it at debug."""
@@ -65,7 +67,8 @@ class Record:
                 "egress_address": self.egress, "bytes": self.bytes,
                 "duration_ms": round((self.ended - self.started) * 1000, 1),
                 # The secret key that made the call, by id: the store names it as the record's actor.
-                "key_id": self.identity.key_id if self.identity.key_kind == "secret" else None}
+                "key_id": self.identity.key_id if self.identity.key_kind == "secret" else None,
+                "request_id": self.request_id}
 
 
 @dataclass

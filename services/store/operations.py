@@ -52,6 +52,7 @@ class ProxyRecord(Strict):
     duration_ms: float = Field(ge=0)
     at: float = Field(gt=0, lt=YEAR_3000)  # when the call ended, seconds since the epoch
     key_id: int | None = Field(default=None, ge=1)  # the secret key that made the call: its name is the actor
+    request_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")  # the gateway's request
 
 
 class ProxyBatch(Strict):
@@ -82,7 +83,7 @@ def record_proxy_calls(batch: ProxyBatch) -> int:
     from services.store.actors import actor_of
 
     actors = {key_id: actor_of("secret", key_id) for key_id in {r.key_id for r in batch.operations} if key_id}
-    rows = [_row(record) + (actors.get(record.key_id),) for record in batch.operations]
+    rows = [_row(record) + (actors.get(record.key_id), record.request_id) for record in batch.operations]
     wanted = {row[0] for row in rows}
     with write_transaction(database):
         known = {env.id for env in Environment.select(Environment.id).where(Environment.id.in_(wanted))}
@@ -90,7 +91,7 @@ def record_proxy_calls(batch: ProxyBatch) -> int:
             missing = ", ".join(str(env) for env in sorted(wanted - known))
             raise ApiError(f"unknown environment id(s): {missing}", code="invalid_body", status=400)
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            _insert(rows[start:start + ROWS_PER_STATEMENT], COLUMNS + ("actor",))
+            _insert(rows[start:start + ROWS_PER_STATEMENT], COLUMNS + ("actor", "request_id"))
     return len(rows)
 
 
