@@ -111,3 +111,21 @@ def test_status_names_a_process_that_is_down(running):
                                                  cwd=Path(__file__).resolve().parents[1], stdout=log,
                                                  stderr=subprocess.STDOUT, start_new_session=True)
         system._wait("proxy", system.service_url("proxy"), 40)
+
+
+def test_the_readmes_authport_examples_run_as_printed(running):
+    """The block under "The `authport` command", each line but `up` (which the fixture stands for)."""
+    import re
+    import shlex
+
+    system, workdir = running
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## The `authport` command", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    commands = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands[0] == ".venv/bin/authport up" and len(commands) >= 3
+    for command in commands[1:]:
+        argv = shlex.split(command)
+        assert argv[0] == ".venv/bin/authport", command
+        done = authport(workdir, *argv[1:])
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
