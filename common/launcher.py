@@ -1,4 +1,4 @@
-"""`make up`: run the four processes locally on the embedded defaults, stop them together.
+"""`make up`: run the five processes locally on the embedded defaults, stop them together.
 
 Reads `.env` in the working directory (creating it with generated secrets on first run); a
 variable already set in the environment wins over the same one in `.env`. Relative paths
@@ -21,8 +21,9 @@ from common import envfile
 from common.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("store", "auth", "proxy", "gateway")
-MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "services.proxy", "gateway": "gateway"}
+ORDER = ("store", "auth", "proxy", "dashboard", "gateway")
+MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "services.proxy",
+           "dashboard": "services.dashboard", "gateway": "gateway"}
 
 
 class Stopping(Exception):

@@ -132,6 +132,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(lifecycle_views.bp)
     app.register_blueprint(log_views.bp)
     app.register_blueprint(log_views.internal)
+    from services.store import dashboard_views
+
+    app.register_blueprint(dashboard_views.bp)
 
     @app.after_request
     def _request_id(response):

@@ -1,0 +1,110 @@
+"""Integrations: list, create from the provider catalogue, delete (naming the connections it takes)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, redirect, request
+
+from common.dashboard_client import path_of
+from services.dashboard.context import act, ctx, environment, environments
+from services.dashboard.pages import done, render
+
+bp = Blueprint("integrations", __name__, url_prefix="/dashboard")
+SHOWN_MATCHES = 50
+OAUTH_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2"}
+SECTIONS = ("integrations", "connections", "settings", "logs")
+
+
+@bp.get("")
+@bp.get("/")
+def home():
+    envs = environments()
+    if not envs:
+        abort(404, "This account has no environment.")
+    return redirect(f"/dashboard/{envs[0][0]}/integrations", code=303)
+
+
+@bp.get("/switch")
+def switch():
+    section = request.args.get("section") if request.args.get("section") in SECTIONS else "integrations"
+    environment(request.args.get("env", ""))
+    return redirect(f"/dashboard/{g.environment.environment}/{section}", code=303)
+
+
+@bp.get("/<env>/integrations")
+def integrations(env: str):
+    environment(env)
+    answer = act("GET", "/integrations")
+    return render("integrations.html", "integrations", integrations=answer.data or [],
+                  error=None if answer.ok else answer.message)
+
+
+def new_page(status: int = 200, error: str | None = None, form: dict | None = None):
+    q = (request.values.get("q") or "").strip()
+    provider = (request.values.get("provider") or "").strip()
+    matches, entry = [], None
+    if q:
+        found = act("GET", path_of("providers", search=q))
+        matches = found.data or [] if found.ok else []
+    if provider:
+        chosen = act("GET", path_of("providers", provider))
+        entry = chosen.data if chosen.ok else None
+        if entry is None:
+            error, provider = error or chosen.message, ""
+    return render("integration_new.html", "integrations", status, q=q, matches=matches[:SHOWN_MATCHES],
+                  total=len(matches), provider=provider, provider_name=(entry or {}).get("display_name", provider),
+                  oauth=(entry or {}).get("auth_mode") in OAUTH_MODES, form=form or {"unique_key": provider},
+                  callback_url=ctx().settings.callback_url, error=error)
+
+
+@bp.get("/<env>/integrations/new")
+def new_integration(env: str):
+    environment(env)
+    return new_page()
+
+
+def creation_body(form) -> dict:
+    body = {"provider": form.get("provider", ""), "unique_key": form.get("unique_key", "").strip()}
+    if form.get("display_name", "").strip():
+        body["display_name"] = form["display_name"].strip()
+    if form.get("client_id", "").strip() or form.get("client_secret", ""):
+        body["credentials"] = {"type": "OAUTH2", "client_id": form.get("client_id", "").strip(),
+                               "client_secret": form.get("client_secret", "")}
+        if form.get("scopes", "").strip():
+            body["credentials"]["scopes"] = form["scopes"].strip()
+    return body
+
+
+@bp.post("/<env>/integrations/new")
+def create_integration(env: str):
+    environment(env)
+    answer = act("POST", "/integrations", creation_body(request.form))
+    if not answer.ok:
+        kept = {k: request.form.get(k, "") for k in ("unique_key", "display_name", "client_id", "scopes")}
+        return new_page(400 if answer.status < 500 else answer.status, answer.message, kept)
+    return done(env, "integrations", "integration_created")
+
+
+def affected(key: str) -> list[dict]:
+    found = act("GET", path_of("connections", integrationId=key, limit=101))
+    return (found.body or {}).get("connections", []) if found.ok else []
+
+
+@bp.get("/<env>/integrations/<path:key>/delete")
+def confirm_delete(env: str, key: str):
+    environment(env)
+    shown = act("GET", path_of("integrations", key))
+    if not shown.ok:
+        abort(404, shown.message)
+    connections = affected(key)
+    return render("integration_delete.html", "integrations", key=key, connections=connections[:100],
+                  more=len(connections) > 100)
+
+
+@bp.post("/<env>/integrations/<path:key>/delete")
+def delete_integration(env: str, key: str):
+    environment(env)
+    answer = act("DELETE", path_of("integrations", key))
+    if not answer.ok:
+        return render("integration_delete.html", "integrations", answer.status, key=key,
+                      connections=affected(key), more=False, error=answer.message)
+    return done(env, "integrations", "integration_deleted")
