@@ -14,7 +14,7 @@ bp = Blueprint("settings", __name__, url_prefix="/dashboard")
 
 
 def settings_page(status: int = 200, *, error: str | None = None, shown_key: dict | None = None,
-                  revealed: dict | None = None, webhook_value: str | None = None):
+                  revealed: dict | None = None, webhook_value: str | None = None, variable_name: str = ""):
     keys = act("GET", "/environment/keys")
     webhook = act("GET", "/environment/webhook")
     variables = act("GET", "/environment-variables")
@@ -23,7 +23,8 @@ def settings_page(status: int = 200, *, error: str | None = None, shown_key: dic
     settings = ctx().settings
     return render("settings.html", "settings", status, keys=keys.data or [] if keys.ok else [],
                   webhook_url=url if webhook_value is None else webhook_value, variables=names,
-                  shown_key=shown_key, revealed=revealed, callback_url=settings.callback_url,
+                  shown_key=shown_key, revealed=revealed, variable_name=variable_name,
+                  callback_url=settings.callback_url,
                   egress_ips=list(settings.EGRESS_PUBLIC_IPS), error=error or (None if keys.ok else keys.message))
 
 
@@ -75,6 +76,28 @@ def set_webhook(env: str):
     if not answer.ok:
         return settings_page(answer.status, error=answer.message, webhook_value=url)
     return done(env, "settings", "webhook_saved")
+
+
+@bp.post("/<env>/settings/variables")
+def set_variable(env: str):
+    environment(env)
+    name = request.form.get("name", "").strip()
+    answer = act("PUT", path_of("internal", "dashboard", "environment-variables", name or "_"),
+                 {"value": request.form.get("value", "")}) if name else None
+    if answer is None or not answer.ok:
+        return settings_page(400 if answer is None else answer.status,
+                             error="A variable needs a name." if answer is None else answer.message,
+                             variable_name=name)
+    return done(env, "settings", "variable_saved")
+
+
+@bp.post("/<env>/settings/variables/<name>/delete")
+def delete_variable(env: str, name: str):
+    environment(env)
+    answer = act("DELETE", path_of("internal", "dashboard", "environment-variables", name))
+    if not answer.ok:
+        return settings_page(answer.status, error=answer.message)
+    return done(env, "settings", "variable_deleted")
 
 
 @bp.post("/<env>/settings/variables/<name>/reveal")

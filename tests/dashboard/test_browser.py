@@ -12,6 +12,7 @@ import pytest
 from tests.api.builders import connection_body, oauth2_tokens
 from tests.dashboard.browser_support import artifacts_dir, launch
 from tests.support.databases import raw_rows
+from tests.support.npm import npm_install
 from tests.support.system import make_system
 
 USER, PASSWORD = "operator", "browser-test-password"
@@ -165,6 +166,32 @@ def test_each_action_is_in_logs_under_the_dashboard_actor(operator):
     assert len(rows) == 1 and "conn-dash-1" in rows[0]
 
 
+def test_a_variable_value_is_hidden_until_revealed_and_the_reveal_is_recorded(operator, system):
+    value = "var-value-7c3e"
+    page = operator.open("/dashboard/dev/settings")
+    page.get_by_label("Variable name").fill("bad name")
+    page.get_by_role("button", name="Set the variable").click()
+    assert "letters, digits and underscores" in page.get_by_role("alert").inner_text()
+    assert raw_rows(system.database_url, "SELECT COUNT(*) FROM environment_variables") == [(0,)]
+    page.get_by_label("Variable name").fill("API_TOKEN")
+    page.get_by_label("Value (hidden once saved)").fill(value)
+    page.get_by_role("button", name="Set the variable").click()
+    assert page.get_by_role("status").inner_text() == "The variable was saved."
+    assert value not in page.content() and "API_TOKEN" in page.content()
+    page.get_by_role("button", name="Reveal API_TOKEN").click()
+    assert page.locator("code.value", has_text=value).is_visible()
+    operator.shot("settings-variable-revealed")
+    assert value not in page.url
+    rows = raw_rows(system.database_url,
+                    "SELECT actor, detail FROM operations WHERE kind = 'dashboard.secret_revealed'")
+    assert len(rows) == 1 and rows[0][0] == f"dashboard:{USER}" and "env_var:API_TOKEN" in rows[0][1]
+    page.get_by_role("button", name="Delete API_TOKEN").click()
+    assert page.get_by_role("status").inner_text() == "The variable was deleted."
+    assert raw_rows(system.database_url, "SELECT COUNT(*) FROM environment_variables") == [(0,)]
+    shown = [seen.split("\n")[0] for seen in operator.seen if value in seen]
+    assert len(shown) == 1 and shown[0].endswith("/settings/variables/API_TOKEN/reveal")
+
+
 def test_the_canary_secret_never_reaches_a_page(operator, system):
     for path in ("/dashboard/dev/integrations", "/dashboard/dev/connections", "/dashboard/dev/settings",
                  "/dashboard/dev/logs", "/dashboard/prod/integrations"):
@@ -198,3 +225,28 @@ def test_phone_width_screenshots(chromium, system):
             tab.shot(f"phone-{name}")
     finally:
         tab.context.close()
+
+
+def test_axe_finds_no_serious_or_critical_violation_on_any_page(chromium, system):
+    """axe-core from npm at test time, injected into each page (bypassing the page's own CSP,
+    which rightly refuses any script that is not the dashboard's)."""
+    axe = npm_install("axe-core@4.10.2") / "node_modules" / "axe-core" / "axe.min.js"
+    tab = Operator(chromium, system, bypass_csp=True)
+    found = {}
+    try:
+        for path in ("/dashboard/dev/integrations", "/dashboard/dev/integrations/new?q=git",
+                     "/dashboard/dev/integrations/new?q=github&provider=github",
+                     "/dashboard/dev/integrations/gh-dash/delete", "/dashboard/dev/connections",
+                     "/dashboard/dev/settings", "/dashboard/dev/logs", "/dashboard/nope/logs"):
+            page = tab.open(path)
+            page.add_script_tag(path=str(axe))
+            result = page.evaluate("axe.run(document).then(r => ({violations: r.violations, passes: r.passes.length}))")
+            assert result["passes"] > 10, path  # axe ran and checked this page
+            violations = result["violations"]
+            bad = [(v["id"], v["impact"], len(v["nodes"])) for v in violations
+                   if v["impact"] in ("serious", "critical")]
+            if bad:
+                found[path] = bad
+    finally:
+        tab.context.close()
+    assert found == {}
