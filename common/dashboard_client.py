@@ -28,9 +28,13 @@ class Answer:
     @property
     def message(self) -> str:
         error = self.body.get("error") if isinstance(self.body, dict) else None
-        if isinstance(error, dict):
-            return str(error.get("message") or error.get("code") or f"status {self.status}")
-        return f"The store answered status {self.status}."
+        if not isinstance(error, dict):
+            return f"The store answered status {self.status}."
+        if error.get("message"):
+            return str(error["message"])
+        fields = [f"{'.'.join(str(p) for p in e.get('path') or []) or 'body'}: {e.get('message')}"
+                  for e in error.get("errors") or [] if isinstance(e, dict)]
+        return "; ".join(fields) or str(error.get("code") or f"status {self.status}")
 
     @property
     def data(self) -> Any:

@@ -62,15 +62,31 @@ def new_integration(env: str):
     return new_page()
 
 
+def credential_type(provider: str) -> str:
+    """The OAuth app type the store expects for this provider (OAUTH2 unless it is OAuth 1 or TBA)."""
+    found = act("GET", path_of("providers", provider)) if provider else None
+    mode = ((found.data or {}) if found is not None and found.ok else {}).get("auth_mode")
+    return mode if mode in ("OAUTH1", "TBA") else "OAUTH2"
+
+
+def app_credentials(form, provider: str) -> dict | None:
+    """The OAuth app credentials of a form, or None when it leaves them out (a secret left empty)."""
+    if not (form.get("client_id", "").strip() or form.get("client_secret", "")):
+        return None
+    credentials = {"type": credential_type(provider), "client_id": form.get("client_id", "").strip(),
+                   "client_secret": form.get("client_secret", "")}
+    if form.get("scopes", "").strip():
+        credentials["scopes"] = form["scopes"].strip()
+    return credentials
+
+
 def creation_body(form) -> dict:
     body = {"provider": form.get("provider", ""), "unique_key": form.get("unique_key", "").strip()}
     if form.get("display_name", "").strip():
         body["display_name"] = form["display_name"].strip()
-    if form.get("client_id", "").strip() or form.get("client_secret", ""):
-        body["credentials"] = {"type": "OAUTH2", "client_id": form.get("client_id", "").strip(),
-                               "client_secret": form.get("client_secret", "")}
-        if form.get("scopes", "").strip():
-            body["credentials"]["scopes"] = form["scopes"].strip()
+    credentials = app_credentials(form, body["provider"])
+    if credentials:
+        body["credentials"] = credentials
     return body
 
 
@@ -108,3 +124,36 @@ def delete_integration(env: str, key: str):
         return render("integration_delete.html", "integrations", answer.status, key=key,
                       connections=affected(key), more=False, error=answer.message)
     return done(env, "integrations", "integration_deleted")
+
+
+def edit_page(key: str, status: int = 200, error: str | None = None, form: dict | None = None):
+    shown = act("GET", path_of("integrations", key, include="credentials"))
+    if not shown.ok:
+        abort(404, shown.message)
+    record = shown.data
+    credentials = record.get("credentials") or {}
+    form = form or {"display_name": record.get("display_name", ""), "client_id": credentials.get("client_id") or "",
+                    "scopes": credentials.get("scopes") or ""}
+    return render("integration_edit.html", "integrations", status, key=key, integration=record, form=form,
+                  callback_url=ctx().settings.callback_url, error=error)
+
+
+@bp.get("/<env>/integrations/<path:key>/edit")
+def edit_integration(env: str, key: str):
+    environment(env)
+    return edit_page(key)
+
+
+@bp.post("/<env>/integrations/<path:key>/edit")
+def update_integration(env: str, key: str):
+    environment(env)
+    body = {"display_name": request.form.get("display_name", "").strip() or None}
+    provider = request.form.get("provider", "")
+    credentials = app_credentials(request.form, provider) if request.form.get("client_secret") else None
+    if credentials:
+        body["credentials"] = credentials
+    answer = act("PATCH", path_of("integrations", key), {k: v for k, v in body.items() if v is not None})
+    if not answer.ok:
+        kept = {k: request.form.get(k, "") for k in ("display_name", "client_id", "scopes")}
+        return edit_page(key, answer.status if answer.status < 500 else 502, answer.message, kept)
+    return done(env, "integrations", "integration_updated")

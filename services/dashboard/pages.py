@@ -8,6 +8,7 @@ from services.dashboard.context import environments
 
 NOTICES = {
     "integration_created": "The integration was created.",
+    "integration_updated": "The integration was saved.",
     "integration_deleted": "The integration and its connections were deleted.",
     "connection_deleted": "The connection was deleted; it can be restored for 31 days.",
     "connection_restored": "The connection was restored.",

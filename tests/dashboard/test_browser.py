@@ -94,6 +94,21 @@ def test_an_operator_creates_an_integration_from_the_catalogue(operator, system)
     assert [i["unique_key"] for i in listed] == ["gh-dash"]
     assert raw_rows(system.database_url, "SELECT actor FROM operations WHERE kind = 'integration.created'") == \
         [(f"dashboard:{USER}",)]
+    page.get_by_role("link", name="Edit").click()
+    assert page.get_by_label("Client id").input_value() == "dash-client"
+    assert CANARY not in page.content()
+    page.get_by_label("Display name").fill("GitHub (dashboard)")
+    page.get_by_label("Scopes").fill("not a scope list!")
+    page.get_by_label("New client secret (leave empty to keep the current app credentials)").fill("x")
+    page.get_by_role("button", name="Save").click()
+    assert "scopes" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Display name").input_value() == "GitHub (dashboard)"  # the form is kept
+    assert raw_rows(system.database_url, "SELECT display_name FROM integrations") == [(None,)]
+    page.get_by_label("Scopes").fill("repo")
+    page.get_by_label("New client secret (leave empty to keep the current app credentials)").fill("")
+    page.get_by_role("button", name="Save").click()
+    assert page.get_by_role("status").inner_text() == "The integration was saved."
+    assert page.get_by_role("cell", name="GitHub (dashboard)").is_visible()
 
 
 def test_a_new_secret_key_is_shown_once_and_rotating_it_refuses_the_old_one_at_once(operator, system):
@@ -194,7 +209,8 @@ def test_a_variable_value_is_hidden_until_revealed_and_the_reveal_is_recorded(op
 
 def test_the_canary_secret_never_reaches_a_page(operator, system):
     for path in ("/dashboard/dev/integrations", "/dashboard/dev/connections", "/dashboard/dev/settings",
-                 "/dashboard/dev/logs", "/dashboard/prod/integrations"):
+                 "/dashboard/dev/logs", "/dashboard/prod/integrations", "/dashboard/dev/integrations/gh-dash/edit",
+                 "/dashboard/dev/integrations/gh-dash/delete"):
         operator.open(path)
     assert len(operator.seen) > 10
     assert not [page.split("\n")[0] for page in operator.seen if CANARY in page]
@@ -236,7 +252,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(chromium, system
     try:
         for path in ("/dashboard/dev/integrations", "/dashboard/dev/integrations/new?q=git",
                      "/dashboard/dev/integrations/new?q=github&provider=github",
-                     "/dashboard/dev/integrations/gh-dash/delete", "/dashboard/dev/connections",
+                     "/dashboard/dev/integrations/gh-dash/delete", "/dashboard/dev/integrations/gh-dash/edit",
+                     "/dashboard/dev/connections",
                      "/dashboard/dev/settings", "/dashboard/dev/logs", "/dashboard/nope/logs"):
             page = tab.open(path)
             page.add_script_tag(path=str(axe))
