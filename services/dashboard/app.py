@@ -4,6 +4,8 @@ acts through the store's routes, as `dashboard:<user>`. Reached through the gate
 from __future__ import annotations
 
 import hashlib
+import logging
+import uuid
 from pathlib import Path
 
 from flask import Flask, abort, g, render_template, request, send_from_directory
@@ -19,6 +21,7 @@ from services.dashboard import csrf
 from services.dashboard.access import SECURE_HINT, Gate
 from services.dashboard.context import DashboardContext, actor_user, ctx, environments
 
+log = logging.getLogger("authport.dashboard")
 PREFIX = "/dashboard"
 STATIC = Path(__file__).resolve().parent / "static"
 CLIENT_ADDRESS_HEADER = "X-Authport-Client-Address"
@@ -102,6 +105,15 @@ def install_error_pages(app: Flask) -> None:
         return render_template("dashboard/refused.html", status=error.code, reason=error.description,
                                hint=None), error.code
 
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        request_id = uuid.uuid4().hex
+        log.exception("unhandled error request_id=%s %s %s", request_id, request.method, request.path)
+        reason = f"An unexpected error occurred. Request id: {request_id}"
+        if not request.path.startswith(PREFIX):
+            return error_response(ApiError(reason, code="generic_error_support", status=500))
+        return render_template("dashboard/refused.html", status=500, reason=reason, hint=None), 500
+
     @app.errorhandler(ApiError)
     def _api(error: ApiError):
         # The store unreachable (503) or refusing what a page needed to read.
@@ -113,6 +125,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     if not settings.INTERNAL_API_KEY:
         raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    if bool(settings.NANGO_DASHBOARD_USERNAME) != bool(settings.NANGO_DASHBOARD_PASSWORD):
+        missing = "NANGO_DASHBOARD_PASSWORD" if settings.NANGO_DASHBOARD_USERNAME else "NANGO_DASHBOARD_USERNAME"
+        raise StartupError(f"{missing}: set both NANGO_DASHBOARD_USERNAME and NANGO_DASHBOARD_PASSWORD, or neither "
+                           "(the dashboard then serves this machine only)")
     app = base_app("authport.dashboard")
     app.root_path = str(Path(__file__).resolve().parent)  # templates/ beside this file
     store = DashboardStore(settings.service_url("store"), settings.INTERNAL_API_KEY, timeout=30.0, maxsize=16)

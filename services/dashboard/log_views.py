@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, abort, request
 
 from common.dashboard_client import path_of
 from services.dashboard.context import act, environment
@@ -25,3 +25,12 @@ def logs(env: str):
         next_query = path_of("x", cursor=answer.body["next_cursor"], **filters).removeprefix("/x")
     return render("logs.html", "logs", 200 if answer.ok else 400, history=records, filters=filters,
                   next_query=next_query, error=None if answer.ok else answer.message)
+
+
+@bp.get("/<env>/logs/<int:record_id>")
+def record(env: str, record_id: int):
+    environment(env)
+    answer = act("GET", path_of("logs", str(record_id)))
+    if not answer.ok:
+        abort(404, answer.message)
+    return render("log_record.html", "logs", record=answer.data)

@@ -179,6 +179,12 @@ def test_each_action_is_in_logs_under_the_dashboard_actor(operator):
     page.get_by_role("button", name="Filter").click()
     rows = page.locator("tbody tr").all_inner_texts()
     assert len(rows) == 1 and "conn-dash-1" in rows[0]
+    page.locator("tbody tr a").first.click()
+    assert page.get_by_role("heading", name=re.compile("Log record")).is_visible()
+    assert page.locator("dd", has_text=f"dashboard:{USER}").is_visible()
+    operator.shot("log-record")
+    operator.open("/dashboard/dev/logs")
+    assert page.get_by_label("Refresh every 10 seconds").is_visible()  # shown by the script
 
 
 def test_a_variable_value_is_hidden_until_revealed_and_the_reveal_is_recorded(operator, system):
@@ -221,6 +227,7 @@ def test_core_actions_work_with_javascript_off(chromium, system):
     tab = Operator(chromium, system, java_script_enabled=False)
     try:
         page = tab.open("/dashboard/dev/logs")
+        assert not page.get_by_label("Refresh every 10 seconds").is_visible()  # only with scripts
         page.get_by_label("Environment").select_option("prod")
         page.get_by_role("button", name="Switch").click()
         assert page.url.endswith("/dashboard/prod/logs")
@@ -253,7 +260,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(chromium, system
         for path in ("/dashboard/dev/integrations", "/dashboard/dev/integrations/new?q=git",
                      "/dashboard/dev/integrations/new?q=github&provider=github",
                      "/dashboard/dev/integrations/gh-dash/delete", "/dashboard/dev/integrations/gh-dash/edit",
-                     "/dashboard/dev/connections",
+                     "/dashboard/dev/connections", "/dashboard/dev/logs/1",
                      "/dashboard/dev/settings", "/dashboard/dev/logs", "/dashboard/nope/logs"):
             page = tab.open(path)
             page.add_script_tag(path=str(axe))
