@@ -1,5 +1,5 @@
-"""The store as the dashboard uses it: the environments it may act in, the public routes called
-in one of them as `dashboard:<user>`, and its own records (sign-ins, reveals)."""
+"""The store and auth as the dashboard uses them: the environments it may act in, the public
+routes called in one of them as `dashboard:<user>`, and its own records (sign-ins, reveals)."""
 
 from __future__ import annotations
 
@@ -48,15 +48,11 @@ def path_of(*segments: str, **params: Any) -> str:
     return path + (f"?{urlencode(query)}" if query else "")
 
 
-class DashboardStore(ServiceClient):
-    def environments(self) -> list[tuple[str, Identity]]:
-        status, body = self.call("GET", "/internal/dashboard/environments")
-        if status != 200:
-            raise ServiceUnavailable(f"store could not list the environments (status {status})")
-        return [(row["name"], Identity.from_dict(row["identity"])) for row in body["data"]]
+class DashboardClient(ServiceClient):
+    """A service's public routes, called in an environment as `dashboard:<user>`."""
 
     def act(self, identity: Identity, user: str, method: str, path: str, payload: Any = None) -> Answer:
-        """Call a public store route in `identity`'s environment as `dashboard:<user>`."""
+        """Call a public route in `identity`'s environment as `dashboard:<user>`."""
         body = None if payload is None else json.dumps(payload).encode()
         headers = {ACTOR_HEADER: f"dashboard:{user}"}
         if body is not None:
@@ -65,8 +61,16 @@ class DashboardStore(ServiceClient):
         try:
             decoded = json.loads(response.data) if response.data else None
         except ValueError:
-            raise ServiceUnavailable("The store answered with an invalid response.") from None
+            raise ServiceUnavailable("A service Authport depends on answered with an invalid response.") from None
         return Answer(response.status, decoded)
+
+
+class DashboardStore(DashboardClient):
+    def environments(self) -> list[tuple[str, Identity]]:
+        status, body = self.call("GET", "/internal/dashboard/environments")
+        if status != 200:
+            raise ServiceUnavailable(f"store could not list the environments (status {status})")
+        return [(row["name"], Identity.from_dict(row["identity"])) for row in body["data"]]
 
     def record(self, environment_id: int, event: str, user: str, *, success: bool = True,
                revealed: str | None = None) -> None:

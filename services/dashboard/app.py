@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import Flask, abort, g, render_template, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
-from common.dashboard_client import DashboardStore
+from common.dashboard_client import DashboardClient, DashboardStore
 from common.errors import ApiError
 from common.httpapp import HTTP_CODES, base_app, error_response, install_health, require_internal_key
 from common.internal import ServiceClient
@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     store = DashboardStore(settings.service_url("store"), settings.INTERNAL_API_KEY, timeout=30.0, maxsize=16)
     app.extensions["authport_dashboard"] = DashboardContext(
         settings=settings, store=store, csrf=csrf.Csrf(settings.INTERNAL_API_KEY),
+        auth=DashboardClient(settings.service_url("auth"), settings.INTERNAL_API_KEY, timeout=30.0, maxsize=4),
         gate=Gate(settings.NANGO_DASHBOARD_USERNAME, settings.NANGO_DASHBOARD_PASSWORD, settings.server_url))
     require_internal_key(app, settings.INTERNAL_API_KEY)
     install_health(app, lambda: store_state(store))

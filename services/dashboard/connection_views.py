@@ -26,15 +26,40 @@ def recently_deleted(integration: str | None = None) -> list[dict]:
 @bp.get("/<env>/connections")
 def connections(env: str):
     environment(env)
+    return connections_page()
+
+
+def connections_page(status: int = 200, *, error: str | None = None, connect_link: dict | None = None,
+                     form: dict | None = None):
     search, integration = request.args.get("search", "").strip(), request.args.get("integration", "").strip()
     page = max(0, request.args.get("page", 0, type=int) or 0)
     answer = act("GET", path_of("connections", search=search, integrationId=integration, limit=PAGE_SIZE,
                                 page=page))
     rows = (answer.body or {}).get("connections", []) if answer.ok else []
-    return render("connections.html", "connections", 200 if answer.ok else answer.status, rows=rows,
+    integrations = act("GET", "/integrations")
+    return render("connections.html", "connections", status if answer.ok else answer.status, rows=rows,
                   search=search, integration=integration, page=page, has_next=len(rows) == PAGE_SIZE,
                   deleted=recently_deleted(integration or None) if page == 0 else [],
-                  error=None if answer.ok else answer.message)
+                  integrations=(integrations.data or []) if integrations.ok else [], connect_link=connect_link,
+                  form=form or {}, error=error or (None if answer.ok else answer.message))
+
+
+@bp.post("/<env>/connections/connect")
+def connect(env: str):
+    """A connect session for an end user, answered with its connect page link (shown this once: it
+    carries the session token, so it is never in a dashboard URL or a later page)."""
+    environment(env)
+    form = {k: request.form.get(k, "").strip() for k in ("end_user_id", "end_user_email", "integration")}
+    end_user = {"id": form["end_user_id"]}
+    if form["end_user_email"]:
+        end_user["email"] = form["end_user_email"]
+    body = {"end_user": end_user}
+    if form["integration"]:
+        body["allowed_integrations"] = [form["integration"]]
+    answer = act("POST", "/connect/sessions", body, service="auth")
+    if not answer.ok:
+        return connections_page(answer.status if answer.status < 500 else 502, error=answer.message, form=form)
+    return connections_page(connect_link=answer.data)
 
 
 def find(integration: str, connection_id: str) -> dict | None:

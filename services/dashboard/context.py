@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import abort, current_app, g
 
-from common.dashboard_client import Answer, DashboardStore
+from common.dashboard_client import Answer, DashboardClient, DashboardStore
 from common.identity import Identity
 from common.settings import Settings
 from services.dashboard.access import Gate
@@ -20,6 +20,7 @@ ACTOR_UNSAFE = re.compile(r"[^A-Za-z0-9@._:+-]")
 class DashboardContext:
     settings: Settings
     store: DashboardStore
+    auth: DashboardClient
     gate: Gate
     csrf: Csrf
 
@@ -48,6 +49,7 @@ def environment(name: str) -> Identity:
     abort(404)
 
 
-def act(method: str, path: str, payload=None) -> Answer:
-    """Call a public store route in the current environment as the signed-in user."""
-    return ctx().store.act(g.environment, actor_user(g.user), method, path, payload)
+def act(method: str, path: str, payload=None, *, service: str = "store") -> Answer:
+    """Call a public route of the store (or auth) in the current environment as the signed-in user."""
+    client = ctx().auth if service == "auth" else ctx().store
+    return client.act(g.environment, actor_user(g.user), method, path, payload)

@@ -168,6 +168,24 @@ def test_delete_restore_and_purge_a_connection(operator, system):
         == [(0,)]
 
 
+def test_a_connect_link_for_an_end_user_is_shown_once_and_opens_the_connect_page(operator, system):
+    page = operator.open("/dashboard/dev/connections")
+    page.get_by_label("End user id", exact=True).fill("end-user-42")
+    page.get_by_label("End user email (optional)").fill("42@example.com")
+    page.get_by_label("Integration").last.select_option("gh-dash")
+    page.get_by_role("button", name="Create a connect link").click()
+    link = page.locator("#connect-link").get_attribute("href")
+    assert link.startswith(system.url + "/connect/?session_token=nango_connect_session_")
+    assert "session_token" not in page.url
+    operator.shot("connections-connect-link")
+    token = link.split("session_token=")[1]
+    session = system.session(token).get(system.url + "/connect/session")
+    assert session.status_code == 200 and session.json()["data"]["endUser"]["id"] == "end-user-42"
+    assert session.json()["data"]["allowed_integrations"] == ["gh-dash"]
+    operator.open("/dashboard/dev/connections")
+    assert page.locator("#connect-link").count() == 0
+
+
 def test_each_action_is_in_logs_under_the_dashboard_actor(operator):
     page = operator.open("/dashboard/dev/logs")
     operator.shot("logs")

@@ -351,7 +351,7 @@ def test_only_the_store_reaches_postgres(objects):
 # Who may open a connection to whom, inside the namespace, as the design draws it.
 INGRESS_FROM = {
     "store": {"gateway", "auth", "proxy", "dashboard"},
-    "auth": {"gateway", "store"},
+    "auth": {"gateway", "store", "dashboard"},
     "proxy": {"gateway"},
     "dashboard": {"gateway"},
     "postgres": {"store"},
@@ -362,7 +362,7 @@ EGRESS_TO = {
     "store": {"postgres", "auth", "redis"},
     "auth": {"store", "redis"},
     "proxy": {"store", "redis"},
-    "dashboard": {"store"},
+    "dashboard": {"store", "auth"},
     "postgres": set(),
     "redis": set(),
 }
