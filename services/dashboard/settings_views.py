@@ -47,9 +47,22 @@ def create_key(env: str):
     return key_answer(act("POST", "/environment/keys", {"name": request.form.get("name", "").strip()}))
 
 
+def unchanged_since_shown(kind: str, name: str) -> bool:
+    """Is the key the form was rendered with still the active one? The form names its created_at,
+    so a form sent twice (a reload of the answer) does not rotate again a key the operator just got."""
+    keys = act("GET", "/environment/keys")
+    active = [k for k in (keys.data or []) if k["kind"] == kind and k["name"] == name and not k["revoked_at"]]
+    return bool(active) and active[0]["created_at"] == request.form.get("created_at")
+
+
+STALE = "This key changed since the page was shown (it was rotated already?); nothing was done."
+
+
 @bp.post("/<env>/settings/keys/<name>/rotate")
 def rotate_key(env: str, name: str):
     environment(env)
+    if not unchanged_since_shown("secret", name):
+        return settings_page(409, error=STALE)
     return key_answer(act("POST", path_of("environment", "keys", name, "rotate")))
 
 
@@ -65,6 +78,8 @@ def revoke_key(env: str, name: str):
 @bp.post("/<env>/settings/public-key/rotate")
 def rotate_public_key(env: str):
     environment(env)
+    if not unchanged_since_shown("public", "default"):
+        return settings_page(409, error=STALE)
     return key_answer(act("POST", "/environment/public-key/rotate"))
 
 
