@@ -33,6 +33,11 @@ def connections_page(status: int = 200, *, error: str | None = None, connect_lin
                      form: dict | None = None):
     search, integration = request.args.get("search", "").strip(), request.args.get("integration", "").strip()
     page = max(0, request.args.get("page", 0, type=int) or 0)
+    if request.args.get("state") == "deleted":  # the restorable ones only, from the logs
+        deleted = [d for d in recently_deleted(integration or None) if search.lower() in d["connection_id"].lower()]
+        return render("connections.html", "connections", status, rows=[], search=search, integration=integration,
+                      page=0, has_next=False, deleted=deleted, state="deleted", integrations=[],
+                      connect_link=None, form={}, error=error)
     answer = act("GET", path_of("connections", search=search, integrationId=integration, limit=PAGE_SIZE,
                                 page=page))
     rows = (answer.body or {}).get("connections", []) if answer.ok else []
@@ -41,6 +46,7 @@ def connections_page(status: int = 200, *, error: str | None = None, connect_lin
                   search=search, integration=integration, page=page, has_next=len(rows) == PAGE_SIZE,
                   deleted=recently_deleted(integration or None) if page == 0 else [],
                   integrations=(integrations.data or []) if integrations.ok else [], connect_link=connect_link,
+                  state="live",
                   form=form or {}, error=error or (None if answer.ok else answer.message))
 
 

@@ -151,6 +151,10 @@ def test_delete_restore_and_purge_a_connection(operator, system):
     assert "can be restored" in page.get_by_role("status").inner_text()
     assert system.session().get(system.url + "/connections/conn-dash-1?provider_config_key=gh-dash").status_code \
         in (400, 404)
+    page.get_by_label("Show").select_option("deleted")
+    page.get_by_role("button", name="Search").click()
+    assert "state=deleted" in page.url and page.get_by_role("heading", name="Recently deleted").is_visible()
+    operator.shot("connections-deleted")
     page.get_by_role("link", name="conn-dash-1").click()
     operator.shot("connection-deleted")
     page.locator("#confirm-restore").fill("conn-dash-1")
@@ -281,7 +285,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(chromium, system
         for path in ("/dashboard/dev/integrations", "/dashboard/dev/integrations/new?q=git",
                      "/dashboard/dev/integrations/new?q=github&provider=github",
                      "/dashboard/dev/integrations/gh-dash/delete", "/dashboard/dev/integrations/gh-dash/edit",
-                     "/dashboard/dev/connections", "/dashboard/dev/logs/1",
+                     "/dashboard/dev/connections", "/dashboard/dev/connections?state=deleted",
+                     "/dashboard/dev/logs/1",
                      "/dashboard/dev/settings", "/dashboard/dev/logs", "/dashboard/nope/logs"):
             page = tab.open(path)
             page.add_script_tag(path=str(axe))
