@@ -38,3 +38,11 @@ def test_a_foreign_host_name_is_refused(system):
     """A page that rebinds its own name to 127.0.0.1 must not read the open dashboard."""
     answer = requests.get(system.url + "/dashboard/dev/integrations", headers={"Host": "attacker.example"})
     assert answer.status_code == 403
+
+
+def test_a_client_cannot_name_its_own_address_to_the_dashboard(system):
+    """The gateway drops X-Authport-* from callers and sends the address it resolved itself."""
+    answer = requests.get(system.url + "/dashboard/dev/integrations", headers={
+        "X-Forwarded-For": "203.0.113.5", "X-Authport-Client-Address": "127.0.0.1",
+        "X-Authport-Client-Host": "localhost"})
+    assert answer.status_code == 401
