@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint system-deps clean
+.PHONY: up test lint system-deps clean image
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 $(STAMP): pyproject.toml scripts/ensure-python.sh
 	bash scripts/ensure-python.sh $(PYTHON) $(VENV)
@@ -21,6 +22,10 @@ system-deps:
 # tests wait on real processes and rate-limit windows, so the suite takes about 60 % of the time.
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# The release image, tagged with pyproject's version as compose.yaml and deploy/k8s name it.
+image:
+	docker build -t authport:$(VERSION) .
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -66,7 +66,8 @@ def install_errors(app: Flask) -> None:
         )
 
 
-def require_internal_key(app: Flask, internal_key: str, open_paths: tuple[str, ...] = ("/healthz", "/readyz")) -> None:
+def require_internal_key(app: Flask, internal_key: str,
+                         open_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")) -> None:
     """Refuse every request that does not carry the internal secret (constant-time check)."""
     expected = internal_key.encode()
     app.extensions["authport_internal_key"] = internal_key  # /readyz shows its details to holders only

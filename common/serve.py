@@ -19,6 +19,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
+from common import metrics_dir
 from common.providers import CatalogueError
 from common.settings import Settings, SettingsError, load_settings
 from common.startup import StartupError
@@ -136,6 +137,7 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
         "errorlog": "-",
         "proc_name": f"authport-{process}",
         "control_socket_disable": True,
+        "child_exit": metrics_dir.worker_exited,
         **tls_options(process, settings),
     }
 
@@ -189,8 +191,12 @@ def main(process: str) -> None:
         settings = load_settings()
         logging.getLogger().setLevel(settings.LOG_LEVEL.upper())
         check_port_free(process, settings)
+        metrics_dir.prepare(process)  # before prometheus_client is first imported (by the app's modules)
         module = importlib.import_module(PROCESSES[process][0])
         app = module.create_app(settings)
+        from common import metrics
+
+        metrics.install(app, process, settings.INTERNAL_API_KEY, app.extensions.get("authport_metrics_extra"))
         options = gunicorn_options(process, settings)
     except (SettingsError, StartupError, CatalogueError) as exc:
         print(f"authport {process}: {exc}", file=sys.stderr, flush=True)

@@ -177,6 +177,18 @@ def to_path(raw: str) -> str:
     return path
 
 
+def to_origin_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated web origins (`scheme://host[:port]`, no path), lower-cased, in order."""
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", part):
+            raise ValueError(f"expected origins such as https://app.example.com (no path, no wildcard), got {part!r}")
+        found.append(part.lower())
+    return tuple(dict.fromkeys(found))
+
+
 def to_log_level(raw: str) -> str:
     level = raw.strip().lower()
     if level not in ("debug", "info", "warning", "error", "critical"):
@@ -201,6 +213,9 @@ VARIABLES: tuple[Var, ...] = (
         "Public URL of the gateway (default http://localhost:SERVER_PORT, https with TLS_CERT_FILE)."),
     Var("NANGO_CALLBACK_URL", to_url, None, "OAuth callback URL (default NANGO_SERVER_URL + /oauth/callback)."),
     Var("NANGO_PUBLIC_CONNECT_URL", to_url, None, "Base of connect_link (default NANGO_SERVER_URL + /connect)."),
+    Var("CONNECT_UI_ALLOWED_ORIGINS", to_origin_list, (),
+        "Comma-separated origins (https://app.example.com) whose pages may embed the connect page with "
+        "@nangohq/frontend's openConnectUI (CSP frame-ancestors); the server's own origin always may."),
     Var("NANGO_SERVER_WEBSOCKETS_PATH", to_path, "/",
         "Path of the gateway's websocket that the frontend SDK's popup flow waits on."),
     Var("NANGO_DATABASE_URL", to_str, None, "Database URL (postgresql://user:pass@host:5432/db or sqlite:///path)."),

@@ -1,4 +1,5 @@
-"""Authport's version: the installed package's, else the checkout's pyproject.toml."""
+"""Authport's version: the checkout's pyproject.toml when run from one (an editable install's
+metadata would lag behind a version bump until reinstalled), else the installed package's."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import re
 from importlib import metadata
 from pathlib import Path
 
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
 
 def version() -> str:
+    if PYPROJECT.is_file():
+        found = re.search(r'^version = "([^"]+)"', PYPROJECT.read_text(), re.M)
+        if found:
+            return found.group(1)
     try:
         return metadata.version("authport")
     except metadata.PackageNotFoundError:
-        found = re.search(r'^version = "([^"]+)"', (Path(__file__).resolve().parents[1] / "pyproject.toml")
-                          .read_text(), re.M)
-        return found.group(1) if found else "unknown"
+        return "unknown"
 
 
 VERSION = version()

@@ -13,6 +13,7 @@ without asking it again, so a client hammering with a revoked key costs no looku
 
 from __future__ import annotations
 
+from common import metrics
 from common.errors import ApiError
 from common.identity import Identity
 from common.internal import StoreClient
@@ -121,6 +122,7 @@ class Admission:
                 decision, _ = self.limiter.charge_with_epoch(fresh.account_id, fresh.rate_limit,
                                                              peek=peek(fresh) if peek else ())
                 identity = fresh
+        metrics.rate_limit_decision(identity.plan, decision, self.limiter.fail_open)
         if decision is None and not self.limiter.fail_open:
             error = ApiError("Rate limiting is unavailable, try again shortly", code="rate_limit_unavailable",
                              status=503)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from common import metrics
 from common.errors import ApiError, NotFound
 from common.httpapp import base_app, error_response, install_health
 from common.internal import ServiceClient, StoreClient
 from common.settings import Settings, load_settings
 from common.startup import StartupError
-from gateway import forwarding, routing, websockets
+from gateway import forwarding, root_page, routing, websockets
 from gateway.admission import Admission
 from gateway.fastpath import ProxyFastPath
 from gateway.keycache import KeyCache
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_cors(app)
     hub = websockets.Hub(settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)
     websockets.install(app, hub, settings.NANGO_SERVER_WEBSOCKETS_PATH)
+    root_page.install(app, settings.server_url)
     install_body_limit(app)
 
     @app.get("/health")
@@ -144,8 +146,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     def route(_path: str):
         # "." and ".." segments are refused: the HTTP client removes them when forwarding, so
         # "/connections/../internal/..." would reach a service's internal routes with our secret.
+        request.environ[metrics.ROUTE_KEY] = routing.template(request.path)
         dot_segment = any(segment in (".", "..") for segment in request.path.split("/"))
-        service = None if dot_segment else routing.owner(request.path)
+        area = None if dot_segment else routing.unsupported(request.path, request.method)
+        if area is not None:
+            if request.method == "OPTIONS":
+                return "", 204
+            admission.admit_request(request.method, request.path, request.headers, request.args,
+                                    request.remote_addr or "unknown")  # who may ask is asked first
+            raise ApiError(f"{area} are a Nango feature Authport does not implement.",
+                           code="not_supported_by_authport", status=501)
+        service = None if dot_segment or area is not None else routing.owner(request.path)
         if service is None:
             raise NotFound("Route not found")
         if service == "dashboard":

@@ -19,6 +19,8 @@ SESSION_TOKEN = re.compile(r"^nango_connect_session_[a-f0-9]{64}$")
 QUERY_AUTH_PREFIXES = ("/oauth/connect/", "/oauth2/auth/", "/api-auth/", "/auth/")
 OPEN_PATHS = ("/oauth/callback",)
 CONNECT_PAGE = ("/connect", "/connect/")  # the connect_link page; it reads the token from its own URL
+LOGOS = "/images/template-logos/"  # provider logos, loaded by <img> tags that carry no key
+OPEN_PREFIXES = (LOGOS, "/connect/assets/")  # and the connect page's script and style sheet
 
 # What a route accepts: "key" (secret key), "session" (connect session token only),
 # "session_or_key", "query" (session token or public key in the query) or "open" (nothing).
@@ -30,7 +32,7 @@ def auth_error(code: str, message: str) -> ApiError:
 
 
 def policy(method: str, path: str) -> str:
-    if path in OPEN_PATHS or (method == "GET" and path in CONNECT_PAGE):
+    if path in OPEN_PATHS or (method in ("GET", "HEAD") and (path in CONNECT_PAGE or path.startswith(OPEN_PREFIXES))):
         return OPEN
     if path.startswith(QUERY_AUTH_PREFIXES):
         return QUERY

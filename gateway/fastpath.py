@@ -14,6 +14,7 @@ from werkzeug.datastructures import EnvironHeaders, MultiDict
 from common import credential_versions as versions
 from common.errors import ApiError
 from common.internal import ServiceClient
+from common.metrics import ROUTE_KEY
 from common.wsgi import error_answer, status_line, unexpected
 from gateway import forwarding
 from gateway.admission import Admission
@@ -43,6 +44,7 @@ class ProxyFastPath:
     def __call__(self, environ, start_response):
         if not self.handles(environ):
             return self.app(environ, start_response)
+        environ[ROUTE_KEY] = "/proxy/*"
         try:
             return self._proxy(environ, start_response)
         except ApiError as error:

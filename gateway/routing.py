@@ -16,10 +16,35 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/oauth2", "auth"),  # client credentials
     ("/api-auth", "auth"),  # API key and basic capture
     ("/auth", "auth"),
+    ("/images/template-logos", "auth"),  # provider logos (open: an <img> carries no key)
     ("/proxy", "proxy"),  # proxied calls to provider APIs, streamed both ways
     ("/egress-ips", "proxy"),  # the public egress addresses customers allowlist
     ("/dashboard", "dashboard"),  # the operator's pages: no API key; the dashboard admits its own users
 )
+
+
+# Nango areas Authport does not implement (syncs, records, actions, functions, scripts, flows, the
+# Nango-owned quickstart app): one explicit 501 instead of a 404, 405 or 400 that reads like a bug.
+UNSUPPORTED: tuple[tuple[str, str], ...] = (
+    ("/sync", "Syncs"),
+    ("/records", "Records"),
+    ("/action", "Actions"),
+    ("/scripts", "Scripts"),
+    ("/flow", "Flows"),
+)
+
+
+def unsupported(path: str, method: str) -> str | None:
+    """The name of the Nango area a request belongs to when Authport does not serve it, else None."""
+    if method == "POST" and path == "/integrations/quickstart":  # GET of it reads an integration so named
+        return "Quickstart integrations"
+    for prefix, area in UNSUPPORTED:
+        if path == prefix or path.startswith(prefix + "/"):
+            return area
+    segments = path.split("/")  # /integrations/<key>/functions[/…]
+    if len(segments) >= 4 and segments[1] == "integrations" and segments[3] == "functions":
+        return "Functions"
+    return None
 
 
 def owner(path: str) -> str | None:
@@ -27,3 +52,13 @@ def owner(path: str) -> str | None:
         if path == prefix or path.startswith(prefix + "/"):
             return service
     return None
+
+
+def template(path: str) -> str:
+    """The route label of a metric: the owning prefix (`/connections/*`), never the raw path."""
+    for prefix, _service in ROUTES:
+        if path == prefix:
+            return prefix
+        if path.startswith(prefix + "/"):
+            return prefix + "/*"
+    return "other"

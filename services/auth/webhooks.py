@@ -28,6 +28,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
+from common import metrics
 from common.errors import ApiError
 from common.outbox_client import OutboxClient
 from common.startup import StartupError
@@ -157,6 +158,7 @@ class WebhookSender:
         else:
             log.warning("auth webhook failed: %s %s; next attempt in %gs", label, error, retry_in)
         self._record(delivery["id"], outcome, status, error, duration_ms, retry_in)
+        metrics.WEBHOOKS.labels(outcome).inc()
         return outcome
 
     def _outcome(self, error: str | None, attempt: int) -> tuple[str, float]:

@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from common import metrics
 from common.egress import Deadline, Egress, EgressResponse, OutboundRefused, UpstreamTimeout, UpstreamUnreachable
 from common.errors import ApiError
 from common.identity import Identity
@@ -50,6 +51,7 @@ class Record:
     def log(self) -> None:
         """End the record: queue it for the store (cheap: no encoding here) and log it at debug."""
         self.ended = time.monotonic()
+        metrics.PROXIED.labels(self.outcome, metrics.status_class(self.status), self.egress or "none").inc()
         if self.recorder is not None:
             self.recorder.add(self)
         if operations.isEnabledFor(logging.DEBUG):

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 
+from common import metrics
 from common.errors import ApiError
 from common.internal import StoreClient
 
@@ -64,8 +65,10 @@ class Recorder:
         queue = self.queue
         if len(queue) >= self.capacity:
             self.dropped += 1
+            metrics.RECORDS.labels("proxy", "dropped").inc()
             return
         queue.append(record)
+        metrics.RECORDS.labels("proxy", "queued").inc()
         if not self._started:
             self._start()
         elif len(queue) == self.batch:
@@ -115,15 +118,18 @@ class Recorder:
         for attempt in range(len(waits) + 1):
             try:
                 self.store.record_operations(payload)
+                metrics.RECORDS.labels("proxy", "written").inc(len(payload))
                 return
             except ApiError as error:
                 if error.status < 500:
                     log.error("operation records: the store refused a batch of %d (%s: %s); it is dropped",
                               len(payload), error.code, error.errors[:3] if error.errors else error.message)
+                    metrics.RECORDS.labels("proxy", "dropped").inc(len(payload))
                     return
                 if attempt == len(waits):
                     log.warning("operation records: the store could not take them (%s, %d attempts); "
                                 "%d record(s) dropped", error.code, attempt + 1, len(payload))
+                    metrics.RECORDS.labels("proxy", "dropped").inc(len(payload))
                     return
                 time.sleep(waits[attempt])
 

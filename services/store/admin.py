@@ -20,6 +20,8 @@ that cannot be done as given (unknown name, duplicate, last key), exit with 2.
     encryption rotate                    (re-encrypt under NANGO_ENCRYPTION_KEY, online, in batches)
     operations list [--env dev] [--limit N]   (recent proxied calls and refreshes, JSON lines)
     purge [--now ISO8601]                (one purge round now; prints the counts as JSON)
+    backup FILE                          (a consistent backup; secrets stay encrypted)
+    restore FILE [--force]               (into the configured database, then migrated and checked)
 
 Commands that take --env also take --account (default: the default account).
 """
@@ -38,6 +40,7 @@ from common.startup import StartupError
 from services.store import (
     accounts,
     admin_accounts,
+    admin_backup,
     admin_hmac,
     admin_operations,
     admin_purge,
@@ -47,6 +50,7 @@ from services.store import (
 )
 from services.store.admin_accounts import environment
 from services.store.app import prepare_database
+from services.store.backup import BackupError
 from services.store.bootstrap import DEFAULT_ACCOUNT
 from services.store.context import StoreContext
 from services.store.migrations import write_transaction
@@ -125,7 +129,8 @@ Command = Callable[[StoreContext, object, argparse.Namespace], None]
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Authport store administration.")
     groups = parser.add_subparsers(dest="group", required=True,
-                                   metavar="{accounts,env-var,environments,keys,webhook,hmac,encryption,operations,purge}")
+                                   metavar="{accounts,env-var,environments,keys,webhook,hmac,encryption,operations,"
+                                           "purge,connections,backup,restore}")
 
     def command(group: argparse.ArgumentParser, name: str, run: Command, helptext: str, env: bool = False):
         sub = group.add_parser(name, help=helptext, description=helptext)
@@ -155,12 +160,16 @@ def build_parser() -> Parser:
     sub.add_argument("--batch", type=int, default=atrest.BATCH, help="rows per transaction")
     admin_operations.register(groups, command)
     admin_purge.register(groups, command)
+    admin_backup.register(groups, command)
     return parser
 
 
 def run(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = load_settings()
+    if getattr(args, "before_open", False):  # restore: the database must not be opened (migrated) first
+        args.run(settings, args)
+        return
     cipher = Cipher(settings.NANGO_ENCRYPTION_KEY, settings.NANGO_ENCRYPTION_KEYS_OLD)
     ctx = StoreContext(settings=settings, cipher=cipher, catalogue=Catalogue.load(settings.PROVIDERS_FILE))
     db = prepare_database(settings, cipher)
@@ -177,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as exc:  # the request cannot be done as given: one line, the message only
         print(f"authport admin: {exc.message}", file=sys.stderr)
         return 2
-    except (Failed, DecryptionError) as exc:
+    except (Failed, DecryptionError, BackupError) as exc:
         print(f"authport admin: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -136,6 +136,28 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(dashboard_views.bp)
 
+    def metrics_extra():
+        """Read at each scrape: the webhook outbox's depth, and this worker's database pool."""
+        from peewee import fn
+
+        from common.metrics import gauge
+        from services.store.db import is_postgres
+        from services.store.models import WebhookOutbox
+
+        if is_postgres(db):
+            pool = getattr(db, "obj", db)
+            yield gauge("authport_db_pool_connections", "This store worker's Postgres pool, by state.",
+                        {("in_use",): len(pool._in_use), ("idle",): len(pool._connections)}, ["state"])
+        depth = {("pending",): 0, ("failed",): 0}
+        for state, count in (WebhookOutbox.select(WebhookOutbox.state, fn.COUNT(WebhookOutbox.id))
+                             .where(WebhookOutbox.state.in_(["pending", "failed"]))
+                             .group_by(WebhookOutbox.state).tuples()):
+            depth[(state,)] = count
+        yield gauge("authport_webhook_outbox_depth", "Auth webhooks waiting (pending) or given up (failed).",
+                    depth, ["state"])
+
+    app.extensions["authport_metrics_extra"] = metrics_extra
+
     @app.after_request
     def _request_id(response):
         # The id the records of this request carry (the caller's X-Request-Id when well-formed).

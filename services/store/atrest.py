@@ -145,15 +145,15 @@ def rewrite_column(db, cipher: Cipher, model, field: str, batch: int = BATCH, pr
 
 
 def _rewrite_row(cipher: Cipher, model, field: str, row) -> int:
-    column, table, old = getattr(model, field), model._meta.table_name, getattr(row, field)
+    column, old = getattr(model, field), getattr(row, field)
     try:
-        plain = cipher.decrypt(old, table, field, row.uid)
+        plain = row.unseal(cipher, field)
     except DecryptionError as exc:
         # Altered or misplaced: it cannot be read under any key, so re-encrypting is impossible.
         # Leave it (reads of it answer a clear error) rather than block every start.
         log.warning("left unreadable stored secret as is: %s", exc)
         return 0
-    changes = {column: cipher.encrypt(plain, table, field, row.uid)}
+    changes = {column: model.sealed(cipher, field, row.uid, plain)}
     if model is ApiKey:
         changes[ApiKey.lookup_hash] = cipher.lookup_hash(plain)
     return model.update(changes).where((model.id == row.id) & (column == old)).execute()

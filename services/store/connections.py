@@ -92,7 +92,7 @@ def find(env_id: int, provider_config_key: str, connection_id: str) -> tuple[Con
 
 
 def credentials_of(ctx: StoreContext, conn: Connection) -> dict:
-    return json.loads(ctx.cipher.decrypt(conn.credentials_enc, "connections", "credentials_enc", conn.uid))
+    return conn.unseal_json(ctx.cipher, "credentials_enc")
 
 
 def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) -> tuple[Connection, Integration]:
@@ -114,7 +114,7 @@ def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) ->
         uid=str(uuid.uuid4()), environment=env_id, integration=integration, connection_id=connection_id,
         created_at=now, metadata={}, tags={}, connection_config={},
     )
-    conn.credentials_enc = ctx.cipher.encrypt(json.dumps(credentials), "connections", "credentials_enc", conn.uid)
+    conn.seal(ctx.cipher, "credentials_enc", json.dumps(credentials))
     conn.credentials_type = body.credentials.type
     conn.expires_at = expires_at
     conn.updated_at = conn.last_fetched_at = now
@@ -136,7 +136,7 @@ def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) ->
             raise
         conn.id, conn.uid = raced[0].id, raced[0].uid
         conn.created_at = raced[0].created_at
-        conn.credentials_enc = ctx.cipher.encrypt(json.dumps(credentials), "connections", "credentials_enc", conn.uid)
+        conn.seal(ctx.cipher, "credentials_enc", json.dumps(credentials))
         conn.save()
     notify.connection_changed(ctx.settings, env_id, body.provider_config_key, connection_id)
     return conn, integration

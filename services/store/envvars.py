@@ -15,8 +15,7 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
 def list_plain(ctx: StoreContext, env_id: int) -> list[dict]:
     rows = EnvironmentVariable.select().where(EnvironmentVariable.environment == env_id).order_by(
         EnvironmentVariable.name)
-    return [{"name": r.name, "value": ctx.cipher.decrypt(r.value_enc, "environment_variables", "value_enc", r.uid)}
-            for r in rows]
+    return [{"name": r.name, "value": r.unseal(ctx.cipher, "value_enc")} for r in rows]
 
 
 def names(env_id: int) -> list[str]:
@@ -33,7 +32,7 @@ def set_value(ctx: StoreContext, env_id: int, name: str, value: str, *, actor: s
                                           & (EnvironmentVariable.name == name))
     if row is None:
         row = EnvironmentVariable(uid=str(uuid.uuid4()), environment=env_id, name=name)
-    row.value_enc = ctx.cipher.encrypt(value, "environment_variables", "value_enc", row.uid)
+    row.seal(ctx.cipher, "value_enc", value)
     row.updated_at = utcnow()
     row.save(force_insert=row.id is None)
     operations.record(env_id, "env_var.set", actor=actor, detail={"name": name})

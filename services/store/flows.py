@@ -102,8 +102,7 @@ def delete_session(session_id: int) -> None:
 
 
 def integration_view(ctx: StoreContext, record) -> dict:
-    secret = (ctx.cipher.decrypt(record.client_secret_enc, "integrations", "client_secret_enc", record.uid)
-              if record.client_secret_enc else None)
+    secret = record.unseal(ctx.cipher, "client_secret_enc")
     return {"unique_key": record.unique_key, "provider": record.provider, "client_id": record.client_id,
             "client_secret": secret, "scopes": record.scopes, "integration_config": record.integration_config}
 
@@ -140,7 +139,7 @@ def create_oauth_session(ctx: StoreContext, body: dict) -> None:
         connection_id=body["connection_id"], connect_session_id=body.get("connect_session_id"),
         connection_config=body.get("connection_config") or {}, ws_client_id=body.get("ws_client_id"),
         may_overwrite=body.get("may_overwrite") is True,
-        secrets_enc=ctx.cipher.encrypt(json.dumps(body.get("secrets") or {}), "oauth_sessions", "secrets_enc", uid),
+        secrets_enc=OAuthSession.sealed(ctx.cipher, "secrets_enc", uid, json.dumps(body.get("secrets") or {})),
         redirect_uri=body["redirect_uri"], created_at=now,
         expires_at=now + timedelta(seconds=int(body.get("ttl_seconds", 900))),
     )
@@ -158,7 +157,7 @@ def consume_oauth_session(ctx: StoreContext, state: str) -> dict:
     if row.expires_at < utcnow():
         raise ApiError("The OAuth flow took too long; start it again", code="expired_state", status=410,
                        payload=view)
-    view["secrets"] = json.loads(ctx.cipher.decrypt(row.secrets_enc, "oauth_sessions", "secrets_enc", row.uid))
+    view["secrets"] = row.unseal_json(ctx.cipher, "secrets_enc")
     record = integrations_domain.find(row.environment_id, row.provider_config_key)
     if record is None:
         raise NotFound("The integration was deleted during the flow", code="unknown_provider_config", payload=view)

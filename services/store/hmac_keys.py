@@ -39,7 +39,7 @@ class ConnectionExists(ApiError):
 
 
 def _seal(cipher: Cipher, env: Environment, key: str) -> str:
-    return cipher.encrypt(key, "environments", "hmac_key_enc", env.uid)
+    return Environment.sealed(cipher, "hmac_key_enc", env.uid, key)
 
 
 def ensure_key(cipher: Cipher, env: Environment) -> None:
@@ -52,7 +52,7 @@ def ensure_key(cipher: Cipher, env: Environment) -> None:
 def reveal(cipher: Cipher, env: Environment) -> str:
     ensure_key(cipher, env)
     env = Environment.get_by_id(env.id)
-    return cipher.decrypt(env.hmac_key_enc, "environments", "hmac_key_enc", env.uid)
+    return env.unseal(cipher, "hmac_key_enc")
 
 
 def rotate(cipher: Cipher, env: Environment) -> str:

@@ -64,17 +64,13 @@ def _apply_credentials(ctx: StoreContext, record: Integration, credentials) -> N
         return
     record.client_id = getattr(credentials, "client_id", None) or getattr(credentials, "app_id", None)
     secret = getattr(credentials, "client_secret", None)
-    record.client_secret_enc = (ctx.cipher.encrypt(secret, "integrations", "client_secret_enc", record.uid)
-                                if secret else None)
-    webhook_secret = getattr(credentials, "webhook_secret", None)
-    record.webhook_secret_enc = (ctx.cipher.encrypt(webhook_secret, "integrations", "webhook_secret_enc", record.uid)
-                                 if webhook_secret else None)
+    record.seal(ctx.cipher, "client_secret_enc", secret or None)
+    record.seal(ctx.cipher, "webhook_secret_enc", getattr(credentials, "webhook_secret", None) or None)
     record.scopes = getattr(credentials, "scopes", None)
     record.app_link = getattr(credentials, "app_link", None)
     if credentials.type in ("APP", "CUSTOM"):
         record.custom = {**(record.custom or {}), "app_id": credentials.app_id}
-        record.app_private_key_enc = ctx.cipher.encrypt(credentials.private_key, "integrations",
-                                                        "app_private_key_enc", record.uid)
+        record.seal(ctx.cipher, "app_private_key_enc", credentials.private_key)
 
 
 def create(ctx: StoreContext, env_id: int, body: IntegrationCreate) -> Integration:
@@ -133,14 +129,11 @@ def credentials_view(ctx: StoreContext, record: Integration) -> dict | None:
     if record.client_id is None and not record.app_private_key_enc:
         return None
     mode = (ctx.catalogue.get(record.provider) or {}).get("auth_mode", "OAUTH2")
-    secret = (ctx.cipher.decrypt(record.client_secret_enc, "integrations", "client_secret_enc", record.uid)
-              if record.client_secret_enc else None)
-    webhook_secret = (ctx.cipher.decrypt(record.webhook_secret_enc, "integrations", "webhook_secret_enc", record.uid)
-                      if record.webhook_secret_enc else None)
+    secret = record.unseal(ctx.cipher, "client_secret_enc")
+    webhook_secret = record.unseal(ctx.cipher, "webhook_secret_enc")
     if mode in ("APP", "CUSTOM"):
         custom = record.custom or {}
-        private_key = ctx.cipher.decrypt(record.app_private_key_enc, "integrations", "app_private_key_enc",
-                                         record.uid) if record.app_private_key_enc else None
+        private_key = record.unseal(ctx.cipher, "app_private_key_enc")
         out = {"type": mode, "app_id": custom.get("app_id"), "private_key": private_key,
                "app_link": record.app_link}
         if mode == "CUSTOM":

@@ -51,7 +51,7 @@ def _insert(cipher: Cipher, env: Environment | int, kind: str, name: str, secret
     uid = str(uuid.uuid4())
     row = ApiKey.create(
         uid=uid, environment=env, kind=kind, name=name, lookup_hash=cipher.lookup_hash(secret),
-        secret_enc=cipher.encrypt(secret, "api_keys", "secret_enc", uid),
+        secret_enc=ApiKey.sealed(cipher, "secret_enc", uid, secret),
     )
     return row, secret
 
@@ -62,7 +62,7 @@ def create_key(cipher: Cipher, env: Environment, kind: str, name: str, secret: s
 
 
 def reveal(cipher: Cipher, key: ApiKey) -> str:
-    return cipher.decrypt(key.secret_enc, "api_keys", "secret_enc", key.uid)
+    return key.unseal(cipher, "secret_enc")
 
 
 def live_key(env: Environment | int, kind: str, name: str = "default") -> ApiKey | None:

@@ -146,6 +146,12 @@ CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE state 
 CREATE INDEX webhook_outbox_state ON webhook_outbox (state, created_at);
 """
 
+# A webhook signing key of the environment's own (POST /environment/webhook-signing-key/rotate),
+# encrypted and bound to its row; NULL signs with the default secret key, as before any rotation.
+V9 = """
+ALTER TABLE environments ADD COLUMN webhook_signing_key_enc TEXT;
+"""
+
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
@@ -155,6 +161,7 @@ MIGRATIONS: list[tuple[int, str, Callable]] = [
     (6, "environment HMAC keys for public-key flows", _run_sql(V6)),
     (7, "webhook outbox", _run_sql(V7)),
     (8, "log records: actor, request id, indexes for GET /logs", _run_sql(V8)),
+    (9, "environments: a webhook signing key of their own", _run_sql(V9)),
 ]
 
 

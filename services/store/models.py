@@ -40,8 +40,39 @@ class JSONField(TextField):
 
 
 class Base(Model):
+    """Every table. Encrypted columns (ENCRYPTED_FIELDS, below) are sealed and opened here only:
+    each ciphertext is bound to its table, its column and its row's uid, which is what stops a
+    value copied into another row or column from decrypting there."""
+
     class Meta:
         database = database
+
+    @classmethod
+    def binding(cls, field: str, uid: str) -> tuple[str, str, str]:
+        """(table, column, row uid) a value of `field` is bound to; refuses a column not encrypted."""
+        if (cls, field) not in _ENCRYPTED:
+            raise ValueError(f"{cls._meta.table_name}.{field} is not an encrypted column")
+        return cls._meta.table_name, field, uid
+
+    @classmethod
+    def sealed(cls, cipher, field: str, uid: str, value: str) -> str:
+        """The stored form of `value` in `field` of the row `uid` (for a row not created yet)."""
+        return cipher.encrypt(value, *cls.binding(field, uid))
+
+    def seal(self, cipher, field: str, value: str | None) -> str | None:
+        """Set `field` to `value` sealed for this row (None stays None); answers what was set."""
+        stored = None if value is None else type(self).sealed(cipher, field, self.uid, value)
+        setattr(self, field, stored)
+        return stored
+
+    def unseal(self, cipher, field: str) -> str | None:
+        """The plaintext of `field` of this row (None when unset); DecryptionError if it is not its own."""
+        stored = getattr(self, field)
+        return None if stored is None else cipher.decrypt(stored, *type(self).binding(field, self.uid))
+
+    def unseal_json(self, cipher, field: str):
+        plain = self.unseal(cipher, field)
+        return None if plain is None else json.loads(plain)
 
 
 class Account(Base):
@@ -64,6 +95,7 @@ class Environment(Base):
     callback_url = TextField(null=True)
     hmac_key_enc = TextField(null=True)
     hmac_enabled = BooleanField(default=False)
+    webhook_signing_key_enc = TextField(null=True)  # NULL: webhooks are signed with the default secret key
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -260,9 +292,10 @@ class WebhookOutbox(Base):
 
 # Every encrypted column: (model, column attribute). The associated data binds each value to
 # "<table>.<column>.<row uid>".
-ENCRYPTED_FIELDS = (
+ENCRYPTED_FIELDS: tuple[tuple[type[Base], str], ...] = (
     (ApiKey, "secret_enc"),
     (Environment, "hmac_key_enc"),
+    (Environment, "webhook_signing_key_enc"),
     (Integration, "client_secret_enc"),
     (Integration, "webhook_secret_enc"),
     (Integration, "app_private_key_enc"),
@@ -270,3 +303,4 @@ ENCRYPTED_FIELDS = (
     (EnvironmentVariable, "value_enc"),
     (OAuthSession, "secrets_enc"),
 )
+_ENCRYPTED = frozenset(ENCRYPTED_FIELDS)

@@ -40,8 +40,7 @@ def fresh_credentials(ctx: StoreContext, conn: Connection, integration: Integrat
 def oauth1_consumer(ctx: StoreContext, integration: Integration, provider: dict) -> dict:
     """The integration's consumer key and secret and the provider's signature method."""
     record = Integration.get_by_id(integration.id)  # the hot path's row has no client id or secret
-    secret = (ctx.cipher.decrypt(record.client_secret_enc, "integrations", "client_secret_enc", record.uid)
-              if record.client_secret_enc else None)
+    secret = record.unseal(ctx.cipher, "client_secret_enc")
     return {"consumer_key": record.client_id, "consumer_secret": secret,
             "signature_method": provider.get("signature_method")}
 

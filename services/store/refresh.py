@@ -3,9 +3,9 @@
 The store decides and saves; auth performs the exchange with the provider. Under the
 connection's lock (`locks.connection_lock`), the row is read again and used as it is when another
 caller refreshed it meanwhile, so concurrent readers on any number of processes cause one call
-to the token endpoint. A failure is recorded and answered with 424 `connection_refresh_backoff`
-for the next 30 seconds; repeated failures (one counted per day, as Nango does) mark the
-connection exhausted, and only a forced refresh or a new import tries again.
+to the token endpoint. A failure is recorded and answered with 424 `invalid_credentials`
+(payload `reason`: `refresh_backoff`) for the next 30 seconds; repeated failures (one counted per
+day, as Nango does) mark the connection exhausted, and only a forced refresh or a new import tries again.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import logging
 from datetime import timedelta
 
+from common import metrics
 from common.errors import ApiError
 from common.refresh_client import RefreshClient
 from services.store import formatters, locks, notify, webhooks
@@ -57,9 +58,11 @@ def seconds_fresh(conn: Connection, provider: dict | None) -> float | None:
     return max(0.0, (until - utcnow()).total_seconds())
 
 
-def _refused(conn: Connection, integration, code: str, message: str, status: int) -> ApiError:
+def _refused(conn: Connection, integration, code: str, message: str, status: int,
+             reason: str | None = None) -> ApiError:
     shown = formatters.connection_full(conn, integration.unique_key, integration.provider, {}, "+00:00")
-    return ApiError(message, code=code, status=status, payload={"connection": shown})
+    payload = {"connection": shown, **({"reason": reason} if reason else {})}
+    return ApiError(message, code=code, status=status, payload=payload)
 
 
 def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: dict, *, force: bool):
@@ -69,11 +72,13 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
     provider = ctx.catalogue.get(integration.provider)
     if not force:
         if conn.refresh_exhausted:
-            raise _refused(conn, integration, "connection_refresh_exhausted",
-                           "Refreshing this connection failed repeatedly; re-authorize it.", 424)
+            raise _refused(conn, integration, "invalid_credentials",
+                           "Refreshing this connection failed repeatedly; re-authorize it.", 424,
+                           reason="refresh_exhausted")
         if conn.last_refresh_failure and utcnow() - conn.last_refresh_failure < BACKOFF:
-            raise _refused(conn, integration, "connection_refresh_backoff",
-                           "A recent refresh attempt failed. Backing off before retrying.", 424)
+            raise _refused(conn, integration, "invalid_credentials",
+                           "A recent refresh attempt failed. Backing off before retrying.", 424,
+                           reason="refresh_backoff")
         if not expiring(conn, provider):
             return conn, credentials
     if conn.credentials_type == "OAUTH2" and not credentials.get("refresh_token"):
@@ -92,8 +97,7 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
 
 def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict):
     record = Integration.get_by_id(conn.integration_id)
-    secret = (ctx.cipher.decrypt(record.client_secret_enc, "integrations", "client_secret_enc", record.uid)
-              if record.client_secret_enc else None)
+    secret = record.unseal(ctx.cipher, "client_secret_enc")
     now = utcnow()
     try:
         new = _auth(ctx).refresh(provider=record.provider, credentials=credentials,
@@ -109,11 +113,12 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
         _changed(ctx, conn, integration)  # reads now answer 424 until the backoff ends
         log.warning("refresh failed connection=%s code=%s attempts=%d", conn.uid, exc.code, conn.refresh_attempts)
         _record(conn, integration, now, error_code=exc.code)
+        metrics.REFRESHES.labels("failure").inc()
         webhooks.refresh_failed(ctx, conn, record, exc)
         raise _refused(conn, integration, "invalid_credentials", "The external API returned an error when trying "
                        "to refresh the access token. Please try again later.", 400) from None
     conn.expires_at = parse_expiry(new.get("expires_at"))
-    conn.credentials_enc = ctx.cipher.encrypt(json.dumps(new), "connections", "credentials_enc", conn.uid)
+    conn.seal(ctx.cipher, "credentials_enc", json.dumps(new))
     conn.last_refresh_success, conn.last_refresh_failure = now, None
     conn.refresh_attempts, conn.refresh_exhausted, conn.updated_at = 0, False, now
     Connection.update(credentials_enc=conn.credentials_enc, expires_at=conn.expires_at, last_refresh_success=now,
@@ -121,6 +126,7 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
                       updated_at=now).where(Connection.id == conn.id).execute()
     _changed(ctx, conn, integration)
     _record(conn, integration, now)
+    metrics.REFRESHES.labels("success").inc()
     log.info("refreshed connection=%s", conn.uid)
     return conn, new
 

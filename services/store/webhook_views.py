@@ -2,6 +2,7 @@
 
     GET   /environment/webhook                  {"data": {"url": str | null}}
     PATCH /environment/webhook {"url": str|null} set or clear it; answers like GET
+    POST  /environment/webhook-signing-key/rotate  {"data": {"webhook_signing_key": str}}, shown once
 
 and the webhook outbox, which only auth calls (internal secret; the gateway routes no /internal path):
 
@@ -10,7 +11,8 @@ and the webhook outbox, which only auth calls (internal secret; the gateway rout
     POST /internal/webhook-outbox/<id>/attempts {worker, outcome, status, error, duration_ms, retry_in}
          {"recorded": bool}   false when the row was no longer the worker's (delivered by another)
 
-The signing key is the environment's default secret key (see `services.store.webhooks`).
+The signing key is the environment's default secret key until it rotates one of its own (see
+`services.store.webhooks`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pydantic import Field
 from common.errors import ApiError, field_error
 from common.httpapp import current_identity
 from common.validation import Strict, json_body, validate
-from services.store import webhook_outbox, webhooks
+from services.store import actors, webhook_outbox, webhooks
 from services.store.context import ctx
 from services.store.models import Environment
 
@@ -77,6 +79,16 @@ def set_webhook():
     env = Environment.get_by_id(current_identity().environment_id)
     webhooks.set_url(env, url)
     return shown(env)
+
+
+@bp.post("/environment/webhook-signing-key/rotate")
+def rotate_signing_key():
+    """A signing key of the environment's own, returned once; every webhook attempt from now on
+    (also of one queued before) is signed with it, the default secret key no longer."""
+    _secret_key_only()
+    env = Environment.get_by_id(current_identity().environment_id)
+    key = webhooks.rotate_signing_key(ctx(), env, actor=actors.current_actor(), request_id=actors.request_id())
+    return jsonify({"data": {"webhook_signing_key": key}})
 
 
 @bp.post("/internal/webhook-outbox/lease")

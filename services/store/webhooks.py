@@ -2,17 +2,20 @@
 
 The webhook URL is stored on the environment (`environments.webhook_url`); a connection's
 `webhook_url_override` replaces it. The signing key is the environment's default secret key, as
-in Nango's older environments: rotating that key rotates the signing key with it. Webhooks wait
-in the outbox (`webhook_outbox`) until auth delivers them.
+in Nango's older environments (rotating that key rotates the signing key with it), until the
+environment rotates a signing key of its own (`rotate_signing_key`): from then on every attempt,
+also of a webhook queued before, is signed with that key. Webhooks wait in the outbox
+(`webhook_outbox`) until auth delivers them.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from urllib.parse import urlsplit
 
 from common.errors import ApiError, field_error
-from services.store import keys
+from services.store import keys, operations
 from services.store.context import StoreContext
 from services.store.models import Connection, Environment
 
@@ -38,8 +41,22 @@ def set_url(env: Environment, url: str | None) -> None:
 
 
 def signing_key(ctx: StoreContext, env: Environment | int) -> str | None:
+    row = env if isinstance(env, Environment) else Environment.get_or_none(Environment.id == env)
+    if row is not None and row.webhook_signing_key_enc:
+        return row.unseal(ctx.cipher, "webhook_signing_key_enc")
     key = keys.live_key(env, "secret")
     return keys.reveal(ctx.cipher, key) if key is not None else None
+
+
+def rotate_signing_key(ctx: StoreContext, env: Environment, *, actor: str, request_id: str | None) -> str:
+    """A new signing key for `env` (shown once, to the caller), recorded as `key.rotated`."""
+    key = str(uuid.uuid4())
+    with Environment._meta.database.atomic():
+        sealed = Environment.sealed(ctx.cipher, "webhook_signing_key_enc", env.uid, key)
+        Environment.update(webhook_signing_key_enc=sealed).where(Environment.id == env.id).execute()
+        operations.record(env.id, "key.rotated", actor=actor, request_id=request_id,
+                          detail={"kind": "webhook_signing", "name": "default"})
+    return key
 
 
 def end_user_of(conn: Connection) -> dict | None:

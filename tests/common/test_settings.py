@@ -28,6 +28,8 @@ BAD_VALUES = [
     ("NANGO_SECRET_KEY_PROD", "6f1c1d9e-8e59-11ee-b9d1-0242ac120002"),  # a UUID, but v1
     ("NANGO_SECRET_KEY", "12345"),
     ("LOG_LEVEL", "loud"),
+    ("CONNECT_UI_ALLOWED_ORIGINS", "https://app.example.com/path"),
+    ("CONNECT_UI_ALLOWED_ORIGINS", "*"),
 ]
 
 
@@ -56,6 +58,9 @@ def test_defaults_and_coercion():
     assert settings.SERVER_PORT == 4000 and settings.NANGO_DB_SSL is True and settings.WORKERS == 1
     assert settings.pinned_secret_key("staging") == key.lower()
     assert settings.database_url == "sqlite:///data/authport.db"
+    assert settings.CONNECT_UI_ALLOWED_ORIGINS == ()
+    origins = load_settings({"CONNECT_UI_ALLOWED_ORIGINS": "https://App.example.com, http://127.0.0.2:8080,"})
+    assert origins.CONNECT_UI_ALLOWED_ORIGINS == ("https://app.example.com", "http://127.0.0.2:8080")
 
 
 def test_nango_db_variables_build_the_postgres_url():

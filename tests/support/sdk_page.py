@@ -35,17 +35,18 @@ window.ready = true;
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    def __init__(self, *args, sdk_dir: str, **kwargs):
+    def __init__(self, *args, sdk_dir: str, page: bytes, **kwargs):
         self.sdk_dir = sdk_dir
+        self.page = page
         super().__init__(*args, directory=sdk_dir, **kwargs)
 
     def do_GET(self):  # noqa: N802 - the name http.server calls
         if self.path in ("/", "/index.html"):
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(PAGE)))
+            self.send_header("Content-Length", str(len(self.page)))
             self.end_headers()
-            self.wfile.write(PAGE)
+            self.wfile.write(self.page)
             return
         if not self.path.startswith("/sdk/"):
             self.send_error(404)
@@ -61,14 +62,21 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class SdkPage:
-    def __init__(self, frontend_install: Path):
+    """The page at `/` (default: PAGE) on `host` (any loopback address: another origin than the gateway's)."""
+
+    def __init__(self, frontend_install: Path, host: str = "127.0.0.1", page: bytes = PAGE):
         self.sdk_dir = str(frontend_install / "node_modules" / "@nangohq" / "frontend" / "dist")
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), partial(_Handler, sdk_dir=self.sdk_dir))
+        self.host = host
+        self.port = free_port(host)
+        self.server = ThreadingHTTPServer((host, self.port), partial(_Handler, sdk_dir=self.sdk_dir, page=page))
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{self.origin}/"
 
     def start(self) -> SdkPage:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

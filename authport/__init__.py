@@ -1,0 +1,1 @@
+"""Authport's Python client: `authport.client` (install with `pip install 'authport[client]'`)."""
