@@ -8,14 +8,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Dependencies first, read from pyproject.toml (where they are pinned), so that editing the
-# code does not reinstall them.
-COPY pyproject.toml /build/pyproject.toml
-RUN python -c "import tomllib; deps = tomllib.load(open('/build/pyproject.toml', 'rb'))['project']['dependencies']; open('/build/requirements.txt', 'w').write(chr(10).join(deps) + chr(10))" \
- && pip install -r /build/requirements.txt
+# Dependencies first, from the runtime lock file (exact versions, every file's hash checked: see
+# requirements/ and `make lock`), so that editing the code does not reinstall them.
+COPY requirements/runtime.txt /build/requirements.txt
+RUN pip install --require-hashes -r /build/requirements.txt
 
 # Then the project itself, as a regular (non-editable) install; the sources are not kept, so
 # `python -m …` always runs the installed package.
+COPY pyproject.toml /build/pyproject.toml
 COPY common /build/common
 COPY gateway /build/gateway
 COPY services /build/services

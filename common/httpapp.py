@@ -15,6 +15,7 @@ from common.identity import INTERNAL_KEY_HEADER, Identity
 from common.version import VERSION
 
 log = logging.getLogger("authport")
+LAUNCH_HEADER = "X-Authport-Launch"
 
 HTTP_CODES = {
     400: "invalid_request",
@@ -103,7 +104,12 @@ def install_health(app: Flask, ready_check: Callable[[], dict[str, str]], intern
 
     @app.get("/healthz")
     def _healthz():
-        return jsonify({"status": "ok"})
+        body = {"status": "ok"}
+        asked = request.headers.get(LAUNCH_HEADER)
+        if asked is not None:  # `make up` asks whether this process is one it started (common.launcher)
+            token = app.config.get("AUTHPORT_LAUNCH_TOKEN") or ""
+            body["launch"] = "match" if token and hmac.compare_digest(asked.encode(), token.encode()) else "other"
+        return jsonify(body)
 
     @app.get("/readyz")
     def _readyz():

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import socket
 import sys
 
 from gunicorn import util
@@ -20,6 +19,8 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
 from common import metrics_dir
+from common.access_log import RequestIds, gunicorn_access_options
+from common.ports import listen_problem
 from common.providers import CatalogueError
 from common.settings import Settings, SettingsError, load_settings
 from common.startup import StartupError
@@ -131,13 +132,14 @@ def gunicorn_options(process: str, settings: Settings) -> dict:
         # The gateway's idle keep-alive wait is a setting (the worker also bounds heads and bodies);
         # behind it, the services keep their callers' pooled connections for 30 s.
         "keepalive": math.ceil(settings.GATEWAY_KEEPALIVE_TIMEOUT) if process == "gateway" else 30,
-        "graceful_timeout": 10,
+        "graceful_timeout": settings.GRACEFUL_TIMEOUT,
         "timeout": 120,
         "loglevel": settings.LOG_LEVEL,
         "errorlog": "-",
         "proc_name": f"authport-{process}",
         "control_socket_disable": True,
         "child_exit": metrics_dir.worker_exited,
+        **gunicorn_access_options(settings),
         **tls_options(process, settings),
     }
 
@@ -171,18 +173,12 @@ def tls12_context(_config, default_ssl_context_factory):
 
 def check_port_free(process: str, settings: Settings) -> None:
     """Fail in one line, naming the variable, when the port is taken (gunicorn would retry, then
-    print a multi-line error); the same SO_REUSEADDR as gunicorn, so TIME_WAIT is no obstacle."""
+    print a multi-line error)."""
     _, host_var, port_var = PROCESSES[process]
     host, port = getattr(settings, host_var), getattr(settings, port_var)
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise StartupError(f"{port_var}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    problem = listen_problem(host, port)
+    if problem:
+        raise StartupError(f"{port_var}: cannot listen on {host}:{port} ({problem})")
 
 
 def main(process: str) -> None:
@@ -190,6 +186,8 @@ def main(process: str) -> None:
     try:
         settings = load_settings()
         logging.getLogger().setLevel(settings.LOG_LEVEL.upper())
+        # peewee logs every statement with its parameters at debug: only when asked for by name.
+        logging.getLogger("peewee").setLevel(logging.DEBUG if settings.LOG_SQL else logging.INFO)
         check_port_free(process, settings)
         metrics_dir.prepare(process)  # before prometheus_client is first imported (by the app's modules)
         module = importlib.import_module(PROCESSES[process][0])
@@ -197,11 +195,12 @@ def main(process: str) -> None:
         from common import metrics
 
         metrics.install(app, process, settings.INTERNAL_API_KEY, app.extensions.get("authport_metrics_extra"))
+        app.config["AUTHPORT_LAUNCH_TOKEN"] = settings.AUTHPORT_LAUNCH_TOKEN  # confirmed at /healthz
         options = gunicorn_options(process, settings)
     except (SettingsError, StartupError, CatalogueError) as exc:
         print(f"authport {process}: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
-    _Gunicorn(app, options, slow_client_limits(process, settings)).run()
+    _Gunicorn(RequestIds(app), options, slow_client_limits(process, settings)).run()
 
 
 def slow_client_limits(process: str, settings: Settings):

@@ -54,7 +54,7 @@ def _missing(message: str) -> None:
 
 def _validator() -> list[str]:
     if importlib.util.find_spec("kubernetes_validate") is None:
-        _missing("kubernetes-validate is not installed (pip install -e '.[test]')")
+        _missing("kubernetes-validate is not installed (make test installs requirements/test.txt)")
     return [sys.executable, "-m", "kubernetes_validate"]
 
 

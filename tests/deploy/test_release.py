@@ -24,7 +24,9 @@ def test_every_artefact_names_the_one_version():
     assert kustomization["images"] == [{"name": "authport", "newTag": pyproject}]
     top = re.search(r"^## (\S+) — (\d{4}-\d\d-\d\d)$", (ROOT / "CHANGELOG.md").read_text(), re.M)
     assert top and top.group(1) == pyproject
-    dry = subprocess.run(["make", "-n", "image"], cwd=ROOT, capture_output=True, text=True, check=True)
+    # --no-print-directory: under `make test` (CI) the nested make would print "Entering directory".
+    dry = subprocess.run(["make", "--no-print-directory", "-n", "image"], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
     assert dry.stdout.strip() == f"docker build -t authport:{pyproject} ."
 
 
