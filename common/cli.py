@@ -24,7 +24,7 @@ from common.identity import INTERNAL_KEY_HEADER
 from common.settings import Settings, SettingsError, load_settings
 from common.version import VERSION
 
-PROCESSES = ("gateway", "store", "auth", "proxy")
+PROCESSES = ("gateway", "store", "auth", "proxy", "dashboard")
 
 
 def environment(cwd: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""`make up`: run the four processes locally on the embedded defaults, stop them together.
+"""`make up`: run the five processes locally on the embedded defaults, stop them together.
 
 Reads `.env` in the working directory (creating it with generated secrets on first run); a
 variable already set in the environment wins over the same one in `.env`. Relative paths
@@ -7,7 +7,7 @@ file's checkout, so `python -m common.launcher` works from any directory.
 
 Start-up is honest: every port is checked before anything starts (a busy one fails in one line),
 each process counts as up only when its /healthz confirms this start's token (another instance on
-the same port never does), and the banner prints only once all four are up. Each process's output
+the same port never does), and the banner prints only once all five are up. Each process's output
 is passed on line by line, prefixed with its name.
 """
 
@@ -31,8 +31,9 @@ from common.ports import listen_problem
 from common.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("store", "auth", "proxy", "gateway")
-MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "services.proxy", "gateway": "gateway"}
+ORDER = ("store", "auth", "proxy", "dashboard", "gateway")
+MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "services.proxy",
+           "dashboard": "services.dashboard", "gateway": "gateway"}
 # What `make up` sets unless the environment or `.env` does: the gateway on loopback only (a
 # laptop on a café's network should not offer the API to it), and a quick stop on Ctrl-C.
 LOCAL_DEFAULTS = {"GATEWAY_HOST": "127.0.0.1", "GRACEFUL_TIMEOUT": "1"}
@@ -204,7 +205,7 @@ def busy_ports(settings: Settings) -> str | None:
         return None
     return ("cannot start, nothing was started: port " + ", ".join(problems) + ". Another Authport (`make up` "
             "elsewhere) or another program holds it: stop it, or choose other ports (e.g. SERVER_PORT=4000 "
-            "STORE_PORT=4010 AUTH_PORT=4011 PROXY_PORT=4012 make up).")
+            "STORE_PORT=4010 AUTH_PORT=4011 PROXY_PORT=4012 DASHBOARD_PORT=4013 make up).")
 
 
 def start_all(env: dict[str, str], settings: Settings, procs: dict[str, subprocess.Popen], output: Output,
@@ -235,6 +236,7 @@ def banner(env: dict[str, str], settings: Settings) -> str:
         f"  secret key (dev):  {dev}",
         f"  secret key (prod): {prod}",
         "Next steps:",
+        f"  - the dashboard: {settings.server_url}/dashboard",
         f"  - try the API with curl: {QUICK_START}",
         f"  - from @nangohq/node: new Nango({{ host: '{settings.server_url}', secretKey: <the dev key> }})",
         "Press Ctrl-C to stop.",

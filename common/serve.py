@@ -30,6 +30,7 @@ PROCESSES = {
     "store": ("services.store.app", "BIND_HOST", "STORE_PORT"),
     "auth": ("services.auth.app", "BIND_HOST", "AUTH_PORT"),
     "proxy": ("services.proxy.app", "BIND_HOST", "PROXY_PORT"),
+    "dashboard": ("services.dashboard.app", "BIND_HOST", "DASHBOARD_PORT"),
 }
 
 
@@ -39,7 +40,7 @@ PROCESSES = {
 # import. Store and auth keep threads: psycopg2 would block a gevent worker's whole loop.
 # Each is gunicorn's worker with JsonErrors (below); the gevent one also paces slow clients.
 GEVENT, THREADS = "common.gevent_worker.PacedGeventWorker", "common.serve.JsonThreadWorker"
-WORKER_CLASSES = {"gateway": GEVENT, "proxy": GEVENT, "store": THREADS, "auth": THREADS}
+WORKER_CLASSES = {"gateway": GEVENT, "proxy": GEVENT, "store": THREADS, "auth": THREADS, "dashboard": THREADS}
 
 # What gunicorn's parser refuses, by its exception class (gunicorn 27's own statuses): the JSON code
 # and message an SDK sees instead of gunicorn's HTML page. Any other parser error is a 400.

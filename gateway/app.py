@@ -44,6 +44,8 @@ def install_cors(app: Flask) -> None:
 
     @app.after_request
     def _cors(response):
+        if routing.owner(request.path) == "dashboard":
+            return response  # the operator's pages are read by their own origin only
         response.headers.update(CORS_HEADERS)
         if request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
@@ -67,7 +69,12 @@ def service_clients(settings: Settings) -> dict[str, ServiceClient]:
         "auth": ServiceClient(settings.service_url("auth"), key),
         # One pooled connection per proxied call in flight (gevent worker): none opened and dropped per call.
         "proxy": ServiceClient(settings.service_url("proxy"), key, timeout=300, maxsize=settings.WORKER_CONNECTIONS),
+        "dashboard": ServiceClient(settings.service_url("dashboard"), key, maxsize=8),
     }
+
+
+# The API's readiness does not wait on the operator's pages: a stopped dashboard takes no API call down.
+READINESS = ("store", "auth", "proxy")
 
 
 def service_states(clients: dict[str, ServiceClient]) -> dict[str, str]:
@@ -93,6 +100,16 @@ def build_admission(settings: Settings, store: StoreClient) -> Admission:
     # (one local process) a short lifetime bounds how long a key revoked by the admin CLI lives on.
     cache = KeyCache(ttl=10.0 if settings.NANGO_REDIS_URL else 2.0)
     return Admission(store, limiter, cache)
+
+
+def dashboard_route(client: ServiceClient, cache: KeyCache):
+    """The dashboard's pages, passed through without an API key (it admits its own users)."""
+    request.max_content_length = SERVICE_BODY_LIMIT
+    response = forwarding.forward(client, None, headers=forwarding.dashboard_headers(
+        request.headers, request.remote_addr or "unknown"))
+    if request.method == "POST" and response.status_code < 400:
+        cache.clear()  # the operator may just have rotated or revoked a key of this gateway's callers
+    return response
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -121,7 +138,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     def health():
         return jsonify({"result": "ok"})
 
-    install_health(app, lambda: service_states(clients), settings.INTERNAL_API_KEY)
+    install_health(app, lambda: service_states({name: clients[name] for name in READINESS}),
+                   settings.INTERNAL_API_KEY)
 
     @app.route("/<path:_path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND",
                                          "REPORT"])  # the last two: WebDAV calls the SDK proxies
@@ -141,6 +159,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         service = None if dot_segment or area is not None else routing.owner(request.path)
         if service is None:
             raise NotFound("Route not found")
+        if service == "dashboard":
+            return dashboard_route(clients["dashboard"], cache)
         if request.method == "OPTIONS":
             return "", 204
         if service != "proxy":

@@ -56,16 +56,32 @@ def streamed_body(environ) -> tuple[object, dict[str, str]]:
     return None, {}
 
 
-def forward(client: ServiceClient, identity: Identity | None, *, stream: bool = False) -> Response:
-    """Forward the request; with `stream` (the proxy) bodies flow through in chunks both ways."""
+CLIENT_ADDRESS_HEADER = "X-Authport-Client-Address"
+CLIENT_HOST_HEADER = "X-Authport-Client-Host"
+
+
+def dashboard_headers(headers, client_address: str) -> dict[str, str]:
+    """What the dashboard is sent: the caller's headers with its Basic credentials and cookie
+    (the dashboard checks them itself), the client address the gateway saw (after TRUSTED_PROXIES)
+    and the Host the browser asked for (the dashboard refuses foreign hosts when it is open)."""
+    kept = {name: value for name, value in headers.items()
+            if name.lower() in ("authorization", "cookie")}
+    return {**outbound_headers(headers), **kept, CLIENT_ADDRESS_HEADER: client_address,
+            CLIENT_HOST_HEADER: headers.get("Host", "")}
+
+
+def forward(client: ServiceClient, identity: Identity | None, *, stream: bool = False,
+            headers: dict[str, str] | None = None) -> Response:
+    """Forward the request; with `stream` (the proxy) bodies flow through in chunks both ways.
+    `headers` replaces the caller's headers as sent on (default: `outbound_headers`)."""
     path = raw_target(request.environ)
     if stream:
         body, framing = streamed_body(request.environ)
     else:
         body, framing = request.get_data() or None, {}
+    sent = outbound_headers(request.headers) if headers is None else headers
     upstream = client.request(
-        request.method, path, body=body, headers={**outbound_headers(request.headers), **framing},
-        identity=identity, stream=stream,
+        request.method, path, body=body, headers={**sent, **framing}, identity=identity, stream=stream,
     )
     if not stream:
         headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]

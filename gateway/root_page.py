@@ -2,7 +2,7 @@
 
 The root is also the frontend SDK's websocket by default (`NANGO_SERVER_WEBSOCKETS_PATH=/`); werkzeug
 sends a request there to the websocket only when it asks for an upgrade (`Connection: upgrade`,
-`Upgrade: websocket`), and every other request here. The dashboard will take this page's place.
+`Upgrade: websocket`), and every other request here; it points operators to the dashboard at /dashboard.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ application's users, keeps their credentials encrypted and proxies API calls wit
 <a href="{nango_docs}">API reference</a> for each endpoint.</li>
 <li>End users connect their accounts through the links your application creates
 (<code>connect_link</code>), not from here.</li>
+<li>Operators: the dashboard at <a href="/dashboard"><code>/dashboard</code></a> (HTTP Basic with
+<code>NANGO_DASHBOARD_USERNAME</code>/<code>NANGO_DASHBOARD_PASSWORD</code>; without them, this machine only).</li>
 <li>Health: <a href="/health"><code>/health</code></a>.</li>
 </ul></main></body></html>
 """

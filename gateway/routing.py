@@ -19,6 +19,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/images/template-logos", "auth"),  # provider logos (open: an <img> carries no key)
     ("/proxy", "proxy"),  # proxied calls to provider APIs, streamed both ways
     ("/egress-ips", "proxy"),  # the public egress addresses customers allowlist
+    ("/dashboard", "dashboard"),  # the operator's pages: no API key; the dashboard admits its own users
 )
 
 

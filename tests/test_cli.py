@@ -19,8 +19,8 @@ from tests.support.system import make_system
 
 SCRIPT = Path(sys.executable).parent / "authport"  # the console script pip installed from pyproject.toml
 DOTENV_VARS = ("NANGO_DATABASE_URL", "NANGO_ENCRYPTION_KEY", "INTERNAL_API_KEY", "NANGO_SECRET_KEY_DEV",
-               "NANGO_SECRET_KEY_PROD", "SERVER_PORT", "STORE_PORT", "AUTH_PORT", "PROXY_PORT", "GATEWAY_HOST",
-               "DATA_DIR")
+               "NANGO_SECRET_KEY_PROD", "SERVER_PORT", "STORE_PORT", "AUTH_PORT", "PROXY_PORT", "DASHBOARD_PORT",
+               "GATEWAY_HOST", "DATA_DIR")
 
 
 def shell() -> dict[str, str]:
@@ -84,7 +84,7 @@ def test_status_reports_every_process_the_database_and_the_key_id(running):
     done = authport(workdir, "status")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines()}
-    for name in ("gateway", "store", "auth", "proxy"):
+    for name in ("gateway", "store", "auth", "proxy", "dashboard"):
         assert "  ready  version " + VERSION in lines[name], done.stdout
     assert "store ok" in lines["gateway"] and "database ok" in lines["store"]
     assert lines["database"].endswith("ok") and "not configured" in lines["redis"]

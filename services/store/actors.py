@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 
 from common.identity import Identity
 from services.store import operations
@@ -20,6 +20,10 @@ from services.store.models import ApiKey, Operation
 
 ADMIN = "admin"
 SYSTEM = "system"
+# Who acts for the dashboard: sent by it in ACTOR_HEADER. Every store route requires the internal
+# key, and the gateway drops X-Authport-* headers from the public, so only a sibling can name one.
+ACTOR_HEADER = "X-Authport-Actor"
+DASHBOARD_ACTOR = re.compile(r"^dashboard:[A-Za-z0-9@._:+-]{1,128}$")
 # A caller's X-Request-Id is kept only when it is a plain token: it lands in records and logs.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 NAME_LIFETIME = 60.0  # seconds a key's name is cached (names change only when a pinned key takes "default")
@@ -69,6 +73,9 @@ def current() -> tuple[str | None, int | None]:
 
 
 def current_actor() -> str:
+    named = request.headers.get(ACTOR_HEADER) if has_request_context() else None
+    if named and DASHBOARD_ACTOR.fullmatch(named):
+        return named
     return actor_of(*current())
 
 

@@ -132,6 +132,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(lifecycle_views.bp)
     app.register_blueprint(log_views.bp)
     app.register_blueprint(log_views.internal)
+    from services.store import dashboard_views
+
+    app.register_blueprint(dashboard_views.bp)
 
     def metrics_extra():
         """Read at each scrape: the webhook outbox's depth, and this worker's database pool."""

@@ -17,9 +17,9 @@ from tests.support.databases import services_required
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
-AUTHPORT_SERVICES = {"gateway", "store", "auth", "proxy"}
+AUTHPORT_SERVICES = {"gateway", "store", "auth", "proxy", "dashboard"}
 ALL_SERVICES = AUTHPORT_SERVICES | {"postgres", "redis"}
-SERVICE_PORTS = {"store": 3010, "auth": 3011, "proxy": 3012}
+SERVICE_PORTS = {"store": 3010, "auth": 3011, "proxy": 3012, "dashboard": 3013}
 # Obvious test values, never real secrets.
 REQUIRED = {
     "INTERNAL_API_KEY": "test-internal-api-key",
@@ -109,6 +109,7 @@ def test_authport_services_share_one_image(config):
         "store": ["python", "-m", "services.store"],
         "auth": ["python", "-m", "services.auth"],
         "proxy": ["python", "-m", "services.proxy"],
+        "dashboard": ["python", "-m", "services.dashboard"],
     }
 
 
@@ -120,7 +121,7 @@ def test_every_service_is_health_checked_and_started_in_order(config):
     for name in AUTHPORT_SERVICES:
         assert "/healthz" in " ".join(config["services"][name]["healthcheck"]["test"])
     assert set(config["services"]["store"]["depends_on"]) >= {"postgres", "redis"}
-    assert set(config["services"]["gateway"]["depends_on"]) >= {"store", "auth", "proxy"}
+    assert set(config["services"]["gateway"]["depends_on"]) >= {"store", "auth", "proxy", "dashboard"}
 
 
 def test_services_find_each_other_by_name(config):

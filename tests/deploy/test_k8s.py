@@ -34,6 +34,7 @@ PROCESSES = {
     "store": ("services.store", "STORE_PORT", "STORE_URL"),
     "auth": ("services.auth", "AUTH_PORT", "AUTH_URL"),
     "proxy": ("services.proxy", "PROXY_PORT", "PROXY_URL"),
+    "dashboard": ("services.dashboard", "DASHBOARD_PORT", "DASHBOARD_URL"),
 }
 BACKING = ("postgres", "redis")
 COMPONENTS = (*PROCESSES, *BACKING)
@@ -349,17 +350,19 @@ def test_only_the_store_reaches_postgres(objects):
 
 # Who may open a connection to whom, inside the namespace, as the design draws it.
 INGRESS_FROM = {
-    "store": {"gateway", "auth", "proxy"},
-    "auth": {"gateway", "store"},
+    "store": {"gateway", "auth", "proxy", "dashboard"},
+    "auth": {"gateway", "store", "dashboard"},
     "proxy": {"gateway"},
+    "dashboard": {"gateway"},
     "postgres": {"store"},
     "redis": {"gateway", "auth", "proxy", "store"},
 }
 EGRESS_TO = {
-    "gateway": {"store", "auth", "proxy", "redis"},
+    "gateway": {"store", "auth", "proxy", "dashboard", "redis"},
     "store": {"postgres", "auth", "redis"},
     "auth": {"store", "redis"},
     "proxy": {"store", "redis"},
+    "dashboard": {"store", "auth"},
     "postgres": set(),
     "redis": set(),
 }
@@ -391,7 +394,7 @@ def test_probe_paths_answer_without_the_internal_key(objects, process, tmp_path)
     module = importlib.import_module(f"{PROCESSES[process][0]}.app")
     settings = load_settings({"INTERNAL_API_KEY": "test-internal-key", "DATA_DIR": str(tmp_path),
                               "STORE_URL": "http://127.0.0.1:9", "AUTH_URL": "http://127.0.0.1:9",
-                              "PROXY_URL": "http://127.0.0.1:9"})
+                              "PROXY_URL": "http://127.0.0.1:9", "DASHBOARD_URL": "http://127.0.0.1:9"})
     client = module.create_app(settings).test_client()
     container = container_of(of_kind(objects, "Deployment")[f"authport-{process}"])
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):

@@ -1,4 +1,4 @@
-"""Start the four real Authport processes on free loopback ports, as `make up` would."""
+"""Start the five real Authport processes on free loopback ports, as `make up` would."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "services.proxy", "gateway": "gateway"}
+MODULES = {"store": "services.store", "auth": "services.auth", "proxy": "services.proxy",
+           "dashboard": "services.dashboard", "gateway": "gateway"}
 
 
 # Ports for the processes tests start come from below the kernel's ephemeral range (32768-60999
@@ -102,15 +103,15 @@ class System:
                          for p in sorted(self.log_dir.glob("*.log")))
 
     def start(self, timeout: float = 40.0) -> System:
-        """Start the four processes; if one fails, stop the others before raising (none outlives the test)."""
+        """Start the five processes; if one fails, stop the others before raising (none outlives the test)."""
         try:
-            for name in ("store", "auth", "proxy", "gateway"):
+            for name in ("store", "auth", "proxy", "dashboard", "gateway"):
                 log = open(self.log_dir / f"{name}.log", "ab")
                 self.procs[name] = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=self.env, cwd=ROOT,
                                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
                 if name == "store":
                     self._wait(name, self.service_url("store"), timeout)
-            for name in ("auth", "proxy"):
+            for name in ("auth", "proxy", "dashboard"):
                 self._wait(name, self.service_url(name), timeout)
             self._wait("gateway", self.url, timeout)
         except BaseException:
@@ -171,7 +172,8 @@ def make_system(tmp_dir: Path, database_url: str, **overrides: str) -> System:
     env.update(new_secrets())
     env.update({
         "SERVER_PORT": str(free_port()), "STORE_PORT": str(free_port()), "AUTH_PORT": str(free_port()),
-        "PROXY_PORT": str(free_port()), "GATEWAY_HOST": "127.0.0.1", "NANGO_DATABASE_URL": database_url,
+        "PROXY_PORT": str(free_port()), "DASHBOARD_PORT": str(free_port()), "GATEWAY_HOST": "127.0.0.1",
+        "NANGO_DATABASE_URL": database_url,
         "DATA_DIR": str(tmp_dir / "data"), "WORKERS": "1", "THREADS": "8", "LOG_LEVEL": "warning",
     })
     env["NANGO_SERVER_URL"] = f"http://127.0.0.1:{env['SERVER_PORT']}"

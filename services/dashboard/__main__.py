@@ -1,0 +1,3 @@
+from common.serve import main
+
+main("dashboard")
