@@ -57,6 +57,8 @@ def key_name(key_id: int) -> str:
 
 
 def actor_of(key_kind: str | None, key_id: int | None) -> str:
+    if key_kind == "secret" and key_id == 0:  # the dashboard's identity (services/store/dashboard_views.py)
+        return "dashboard"
     if key_kind == "secret" and key_id is not None:
         return f"key:{key_name(key_id)}"
     if key_kind == "public" and key_id is not None:
