@@ -190,6 +190,16 @@ def test_list_filters(api, key):
     assert ids(limit=2, page=1) == [plain["id"]]
 
 
+def test_search_finds_what_sql_cannot_narrow(api, key):
+    # Needles outside the plain set the store narrows in SQL (non-ASCII, stored JSON-escaped; "_",
+    # a LIKE wildcard) are matched in Python over every row, in chunks.
+    accented = make_connection(api, key, end_user={"id": unique("eu"), "display_name": "Zoë Ünal"})
+    underscored = make_connection(api, key, connection_id=unique("snake_case"))
+    assert [c["id"] for c in list_connections(api, integrationId=key, search="zoë ü")] == [accented["id"]]
+    assert [c["id"] for c in list_connections(api, integrationId=key, search="snake_")] == [underscored["id"]]
+    assert [c["id"] for c in list_connections(api, integrationId=key, search="e_c")] == [underscored["id"]]
+
+
 def test_delete_is_soft_and_the_id_can_be_reused(system, api, key):
     made = make_connection(api, key)
     cid = made["connection_id"]
