@@ -126,8 +126,12 @@ def page(env_id: int, q: LogQuery) -> tuple[list[Operation], str | None]:
     return rows, None
 
 
+MAX_ID = 2**63 - 1  # the widest id either database stores; a larger one names no record (and would not bind)
+
+
 def one(env_id: int, record_id: int) -> Operation:
-    record = Operation.get_or_none((Operation.id == record_id) & (Operation.environment == env_id))
+    record = None if record_id > MAX_ID else Operation.get_or_none(
+        (Operation.id == record_id) & (Operation.environment == env_id))
     if record is None:
         raise NotFound("Log record not found", code="unknown_log_record")
     return record

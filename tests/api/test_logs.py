@@ -274,3 +274,11 @@ def test_a_crash_loses_at_most_the_reads_of_the_last_interval(tmp_path):
         assert count == [(20,)]
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize("record_id", [2**63 - 1, 2**63, 10**30])
+def test_a_log_id_beyond_what_the_database_stores_is_not_found(system, record_id):
+    # Found by schemathesis: an id wider than 64 bits failed to bind and answered 500.
+    answer = gateway(system).get(f"/logs/{record_id}")
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "unknown_log_record"
