@@ -138,10 +138,14 @@ def one(env_id: int, record_id: int) -> Operation:
 
 
 def export(env_id: int, q: ExportQuery) -> Iterator[Operation]:
-    """Every matching record, oldest first, read EXPORT_CHUNK at a time (keyset, short queries)."""
+    """Every matching record, oldest first, read EXPORT_CHUNK at a time (keyset, short queries).
+
+    The filters are checked here, before the answer starts: a bad one is a 400, not a broken stream."""
     where = _where(env_id, q)
-    if where is None:
-        return
+    return iter(()) if where is None else _export_rows(where)
+
+
+def _export_rows(where) -> Iterator[Operation]:
     after = None
     while True:
         condition = where if after is None else where & (Tuple(Operation.created_at, Operation.id) > Tuple(*after))
