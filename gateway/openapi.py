@@ -16,13 +16,14 @@ from flask import Flask, Response
 from common.startup import StartupError
 
 DOCUMENT = Path(__file__).with_name("openapi.yaml")
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: the document is large
 PATH = "/openapi.json"
 
 
 def load(path: Path = DOCUMENT) -> bytes:
     """The document as compact JSON bytes."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise StartupError(f"{path.name}: the OpenAPI document cannot be read ({type(exc).__name__})") from None
     if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3.1"):
