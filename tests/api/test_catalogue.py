@@ -12,11 +12,12 @@ import yaml
 from common.providers import Catalogue
 from tests.support.system import make_system
 
+BEARER = {"authorization": "Bearer ${apiKey}"}
 OWN = {"my-api": {"display_name": "My own API", "auth_mode": "API_KEY",
-                  "proxy": {"base_url": "https://api.example.com", "headers": {"authorization": "Bearer ${apiKey}"}}},
+                  "proxy": {"base_url": "https://api.example.com", "headers": BEARER}},
        # Same name as a built-in entry: replaces it.
        "stripe": {"display_name": "Stripe (own entry)", "auth_mode": "API_KEY",
-                  "proxy": {"base_url": "https://stripe.example.com", "headers": {"authorization": "Bearer ${apiKey}"}}}}
+                  "proxy": {"base_url": "https://stripe.example.com", "headers": BEARER}}}
 APP_CREDENTIALS = {"OAUTH2", "OAUTH1", "TBA"}  # the modes whose integration holds a client id and secret
 SAMPLE = 4  # providers per auth mode, spread over the alphabet
 

@@ -216,6 +216,7 @@ def test_search_returns_resolved_entries(tmp_path):
 REQUIRED = """github google google-calendar google-drive slack hubspot salesforce notion linear zendesk
 stripe openai anthropic sendgrid twilio jira asana gitlab bitbucket dropbox box microsoft discord
 shopify intercom airtable mailchimp pipedrive zoom xero quickbooks freshdesk datadog""".split()
+WHOLE_URL_TEMPLATE = re.compile(r"\$\{connectionConfig\.[A-Za-z0-9_]+\}")
 TEMPLATE = re.compile(r"\$\{connectionConfig\.([A-Za-z0-9_]+)\}")
 
 
@@ -250,7 +251,7 @@ def test_builtin_entries_use_known_modes_and_https_urls(builtin):
         for key, value in urls.items():
             for url in (value or "").split(" || ") if value else []:
                 # A whole-URL template (an instance URL the token response names) or an https URL.
-                assert url.startswith("https://") or re.fullmatch(r"\$\{connectionConfig\.[A-Za-z0-9_]+\}", url), (name, key)
+                assert url.startswith("https://") or WHOLE_URL_TEMPLATE.fullmatch(url), (name, key)
                 assert " " not in url, (name, key)
 
 
