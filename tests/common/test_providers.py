@@ -345,3 +345,8 @@ def test_retry_headers_are_lists_of_header_names(builtin):
                 assert all(h == h.lower() for h in retry[key]), name
         if "remaining" in retry:
             assert isinstance(retry["remaining"], str), name
+
+
+def test_the_readme_states_the_builtin_count(builtin):
+    readme = (BUILTIN_PATH.parents[1] / "README.md").read_text()
+    assert f"`common/providers.yaml`: {len(builtin)} providers" in readme
