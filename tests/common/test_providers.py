@@ -350,3 +350,11 @@ def test_retry_headers_are_lists_of_header_names(builtin):
 def test_the_readme_states_the_builtin_count(builtin):
     readme = (BUILTIN_PATH.parents[1] / "README.md").read_text()
     assert f"`common/providers.yaml`: {len(builtin)} providers" in readme
+
+
+def test_search_matches_display_names_too(tmp_path):
+    cat = load_text(tmp_path, "acme-crm:\n  auth_mode: OAUTH2\n  display_name: Acme Sales Cloud\n"
+                              "other:\n  auth_mode: API_KEY\n")
+    assert [name for name, _ in cat.search("sales cloud")] == ["acme-crm"]
+    assert [name for name, _ in cat.search("ACME")] == ["acme-crm"]
+    assert cat.search("nothing-like-it") == []
