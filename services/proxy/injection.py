@@ -31,7 +31,7 @@ PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 CREDENTIAL_NAMES = re.compile(r"\$\{(accessToken|apiKey|credentials\.[^}]+)\}")
 PLAIN_VALUE = re.compile(r"^[A-Za-z0-9._~-]+$")
 BEARER_ACCESS_TOKEN = {"OAUTH2", "APP", "MCP_OAUTH2", "MCP_OAUTH2_GENERIC", "CUSTOM"}
-BEARER_TOKEN = {"OAUTH2_CC", "JWT", "SIGNATURE", "TWO_STEP", "BILL"}
+BEARER_TOKEN = {"OAUTH2_CC", "JWT", "SIGNATURE", "TWO_STEP"}
 UNSIGNED = {"AWS_SIGV4"}
 SIGNERS = {"OAUTH1": signing.oauth1_signer, "TBA": signing.tba_signer}
 BASE64_CALL = re.compile(r"base64\((.*)\)", re.S)
@@ -55,7 +55,7 @@ def unsupported(message: str, code: str = "unsupported_provider") -> ApiError:
 def _lookup(connection: dict, name: str) -> str | None:
     credentials = connection.get("credentials") or {}
     if name == "accessToken":
-        value = credentials.get("access_token") or credentials.get("token")
+        value = credentials.get("access_token") or credentials.get("token") or credentials.get("session_id")
     elif name == "apiKey":
         value = credentials.get("apiKey")
     elif name.startswith("connectionConfig."):
@@ -154,6 +154,9 @@ def auth_headers(mode: str, credentials: dict) -> dict[str, str]:
         return {"authorization": f"Bearer {credentials['access_token']}"}
     if mode in BEARER_TOKEN and credentials.get("token"):
         return {"authorization": f"Bearer {credentials['token']}"}
+    if mode == "BILL" and credentials.get("session_id"):
+        # Bill.com's Connect API: every call carries the login's session id and the developer key.
+        return {"sessionid": str(credentials["session_id"]), "devkey": str(credentials.get("dev_key") or "")}
     if mode == "BASIC":
         pair = f"{credentials.get('username') or ''}:{credentials.get('password') or ''}"
         return {"authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
@@ -205,7 +208,8 @@ def build(connection: dict, call: ProxyCall, *, provider_fields: dict, override_
     signer = SIGNERS[mode](connection) if mode in SIGNERS else None
     extra, protected = provider_headers(connection)
     protected |= set(credential) | ({"authorization"} if signer else set())
-    headers = {"user-agent": USER_AGENT, **extra, **credential}
+    # The catalogue's headers come last: `authorization: Ghost ${accessToken}` replaces the mode's Bearer.
+    headers = {"user-agent": USER_AGENT, **credential, **extra}
     for name, value in call.headers.items():
         if name.lower() in protected:
             raise ApiError(f"The header {name} is set from the connection's credentials and cannot be sent "
