@@ -151,9 +151,21 @@ class TokenModeImport(Strict):
     raw: JsonObject | None = None
 
 
+class AwsSigV4Import(Strict):
+    """AWS keys the proxy signs calls with (Signature V4); temporary ones carry a session token."""
+
+    type: Literal["AWS_SIGV4"]
+    access_key_id: Secret
+    secret_access_key: Secret
+    session_token: Secret | None = None
+    role_arn: Secret | None = None
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")] | None = None
+    expires_at: Timestamp | None = None
+
+
 ImportCredentials = Annotated[
     OAuth2Import | OAuth2CCImport | OAuth1Import | ApiKeyImport | BasicImport | TbaImport | NoneImport
-    | TokenModeImport,
+    | TokenModeImport | AwsSigV4Import,
     Field(discriminator="type"),
 ]
 
