@@ -1,5 +1,6 @@
 """The frontend SDK's other capture routes: `nango.create()` for UNAUTHENTICATED providers
-(`/auth/unauthenticated`), and `nango.auth()` with JWT, TWO_STEP, SIGNATURE and BILL credentials.
+(`/auth/unauthenticated`), and `nango.auth()` with JWT (also `/auth/app-store`), TWO_STEP,
+SIGNATURE and BILL credentials.
 
 Like the routes of capture_views (and through the same `start` and `save`, so the public-key,
 hmac and connect-session rules apply): 200 `{connectionId, providerConfigKey}` or Nango's error
@@ -36,6 +37,12 @@ def capture(key: str, mode: str):
 
 @bp.post("/auth/jwt/<path:key>")
 def jwt(key: str):
+    return capture(key, "JWT")
+
+
+@bp.post("/auth/app-store/<path:key>")
+def app_store(key: str):
+    """Apple App Store Connect's route in older SDKs; 0.71 sends the same fields to /auth/jwt."""
     return capture(key, "JWT")
 
 
