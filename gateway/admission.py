@@ -20,6 +20,7 @@ from common.internal import StoreClient
 from gateway import authn
 from gateway.keycache import KeyCache
 from gateway.ratelimit import Decision, RateLimiter
+from gateway.usage import UsageMeter
 
 
 def too_many(decision: Decision, message: str) -> ApiError:
@@ -43,10 +44,11 @@ def _slot(key: str, kind: str) -> str:
 
 
 class Admission:
-    def __init__(self, store: StoreClient, limiter: RateLimiter, cache: KeyCache):
+    def __init__(self, store: StoreClient, limiter: RateLimiter, cache: KeyCache, meter: UsageMeter | None = None):
         self.store = store
         self.limiter = limiter
         self.cache = cache
+        self.meter = meter  # requests and 429s per minute, for the dashboard's Usage page
 
     def failed(self, client_ip: str, error: ApiError) -> ApiError:
         """Count a failed authentication: `error` to answer, or the 429 once the address is past the limit."""
@@ -123,6 +125,8 @@ class Admission:
                                                              peek=peek(fresh) if peek else ())
                 identity = fresh
         metrics.rate_limit_decision(identity.plan, decision, self.limiter.fail_open)
+        if self.meter is not None and (decision is not None or self.limiter.fail_open):
+            self.meter.count(identity, limited=decision is not None and not decision.allowed)
         if decision is None and not self.limiter.fail_open:
             error = ApiError("Rate limiting is unavailable, try again shortly", code="rate_limit_unavailable",
                              status=503)

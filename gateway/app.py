@@ -16,6 +16,7 @@ from gateway.admission import Admission
 from gateway.fastpath import ProxyFastPath
 from gateway.keycache import KeyCache
 from gateway.ratelimit import RateLimiter
+from gateway.usage import UsageMeter
 
 CORS_ALLOW_HEADERS = ("Authorization, Content-Type, Accept, Provider-Config-Key, Connection-Id, Base-Url-Override, "
                       "Retries, Retry-On, Decompress, Nango-Activity-Log-Id, Nango-Is-Dry-Run, Nango-Is-Sync, "
@@ -99,7 +100,7 @@ def build_admission(settings: Settings, store: StoreClient) -> Admission:
     # With Redis, cached keys are dropped at once when the store bumps the keys epoch; without it
     # (one local process) a short lifetime bounds how long a key revoked by the admin CLI lives on.
     cache = KeyCache(ttl=10.0 if settings.NANGO_REDIS_URL else 2.0)
-    return Admission(store, limiter, cache)
+    return Admission(store, limiter, cache, UsageMeter(store))
 
 
 def dashboard_route(client: ServiceClient, cache: KeyCache):

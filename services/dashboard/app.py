@@ -156,9 +156,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
 
-    from services.dashboard import connection_views, integration_views, log_views, settings_views
+    from services.dashboard import connection_views, integration_views, log_views, settings_views, usage_views
 
-    for module in (integration_views, connection_views, settings_views, log_views):
+    for module in (integration_views, connection_views, settings_views, log_views, usage_views):
         app.register_blueprint(module.bp)
     return app
 

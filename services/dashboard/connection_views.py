@@ -11,6 +11,8 @@ from services.dashboard.pages import done, render
 
 bp = Blueprint("connections", __name__, url_prefix="/dashboard")
 PAGE_SIZE = 25
+# The "Show" filter of live connections: GET /connections's withError (an Authport extension).
+HEALTH = {"live": None, "healthy": "false", "failing": "true"}
 LIFECYCLE = "connection.deleted,connection.restored,connection.purged,connection.created,connection.updated"
 
 
@@ -38,15 +40,16 @@ def connections_page(status: int = 200, *, error: str | None = None, connect_lin
         return render("connections.html", "connections", status, rows=[], search=search, integration=integration,
                       page=0, has_next=False, deleted=deleted, state="deleted", integrations=[],
                       connect_link=None, form={}, error=error)
+    state = request.args.get("state") if request.args.get("state") in HEALTH else "live"
     answer = act("GET", path_of("connections", search=search, integrationId=integration, limit=PAGE_SIZE,
-                                page=page))
+                                page=page, withError=HEALTH[state]))
     rows = (answer.body or {}).get("connections", []) if answer.ok else []
     integrations = act("GET", "/integrations")
     return render("connections.html", "connections", status if answer.ok else answer.status, rows=rows,
                   search=search, integration=integration, page=page, has_next=len(rows) == PAGE_SIZE,
                   deleted=recently_deleted(integration or None) if page == 0 else [],
                   integrations=(integrations.data or []) if integrations.ok else [], connect_link=connect_link,
-                  state="live",
+                  state=state,
                   form=form or {}, error=error or (None if answer.ok else answer.message))
 
 
@@ -80,7 +83,15 @@ def detail_page(env: str, integration: str, connection_id: str, status: int = 20
     if connection is None and not deleted:
         abort(404, f"No connection {connection_id} of {integration} in {env}.")
     history = act("GET", path_of("logs", integration=integration, connection_id=connection_id, limit=20))
-    return render("connection.html", "connections", status, connection=connection, deleted=deleted,
+    state = None
+    if connection is not None:
+        found = act("GET", path_of("internal", "dashboard", "connection", provider_config_key=integration,
+                                   connection_id=connection_id))
+        state = found.data if found.ok else None
+    failures = act("GET", path_of("logs", type="refresh", outcome="failure", integration=integration,
+                                  connection_id=connection_id, limit=5)) if connection is not None else None
+    return render("connection.html", "connections", status, connection=connection, deleted=deleted, state=state,
+                  refresh_errors=(failures.data or []) if failures is not None and failures.ok else [],
                   integration=integration, connection_id=connection_id,
                   history=(history.data or []) if history.ok else [], error=error)
 

@@ -11,7 +11,7 @@ from services.dashboard.pages import done, render
 bp = Blueprint("integrations", __name__, url_prefix="/dashboard")
 SHOWN_MATCHES = 50
 OAUTH_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2"}
-SECTIONS = ("integrations", "connections", "settings", "logs")
+SECTIONS = ("integrations", "connections", "settings", "logs", "usage")
 
 
 @bp.get("")

@@ -1,6 +1,7 @@
 """Environment settings: secret keys (create, rotate, revoke; a new value shown once, in the answer
 to the form that made it), public key rotation, the webhook URL, environment variables (names
-listed, a value shown only on an explicit reveal, which is recorded), callback URL and egress IPs."""
+listed, a value shown only on an explicit reveal, which is recorded), the webhook signing key's
+rotation (the new key shown once), callback URL and egress IPs."""
 
 from __future__ import annotations
 
@@ -91,6 +92,19 @@ def set_webhook(env: str):
     if not answer.ok:
         return settings_page(answer.status, error=answer.message, webhook_value=url)
     return done(env, "settings", "webhook_saved")
+
+
+@bp.post("/<env>/settings/webhook-signing-key/rotate")
+def rotate_webhook_signing_key(env: str):
+    """A new signing key for this environment's webhooks, shown this once; the old one stops signing."""
+    environment(env)
+    if request.form.get("confirm", "") != "rotate":
+        return settings_page(400, error="Type rotate to confirm: your backend must verify with the new key at once.")
+    answer = act("POST", "/environment/webhook-signing-key/rotate")
+    if not answer.ok:
+        return settings_page(answer.status if answer.status < 500 else 502, error=answer.message)
+    return settings_page(shown_key={"kind": "webhook signing", "name": env,
+                                    "key": answer.data["webhook_signing_key"]})
 
 
 @bp.post("/<env>/settings/variables")

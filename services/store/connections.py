@@ -193,6 +193,8 @@ def list_connections(env_id: int, q: ConnectionListQuery) -> list[dict]:
         where &= Connection.organization_id == q.endUserOrganizationId
     if q.integrationId:
         where &= Integration.unique_key.in_([k.strip() for k in q.integrationId.split(",") if k.strip()])
+    if q.withError is not None:  # a successful refresh or a new credential clears the failure
+        where &= Connection.last_refresh_failure.is_null(not q.withError)
     rows = (Connection.select(Connection, Integration).join(Integration).where(where)
             .order_by(Connection.created_at.desc(), Connection.id.desc()))
     wanted_tags = {k.lower(): v for k, v in (q.tags or {}).items()}

@@ -2,6 +2,12 @@
 
     GET /internal/dashboard/environments   the default account's environments, each with the
                                            identity the dashboard sends to act in it
+    GET /internal/dashboard/usage          the account's requests and 429s per minute over the
+                                           last hour (and this environment's share), its limit
+    GET /internal/dashboard/connection?provider_config_key=&connection_id=
+                                           what the detail page shows beyond the list's item: the
+                                           connection config, token expiry and refresh state (no
+                                           credential is decrypted)
     PUT    /internal/dashboard/environment-variables/<name> {"value": str}   set one (the API
     DELETE /internal/dashboard/environment-variables/<name>                  only lists them)
 
@@ -21,10 +27,10 @@ from common.errors import ApiError, NotFound, field_error
 from common.httpapp import current_identity
 from common.identity import Identity
 from common.validation import json_body
-from services.store import actors, envvars, keys
+from services.store import actors, envvars, formatters, keys, usage
 from services.store.bootstrap import DEFAULT_ACCOUNT
 from services.store.context import ctx
-from services.store.models import Account, Environment
+from services.store.models import Account, Connection, Environment, Integration
 
 bp = Blueprint("dashboard_internal", __name__, url_prefix="/internal/dashboard")
 
@@ -72,3 +78,34 @@ def delete_variable(name: str):
     if not envvars.delete(identity.environment_id, _variable_name(name), actor=actors.current_actor()):
         raise NotFound(f"No environment variable {name}", code="unknown_environment_variable")
     return jsonify({"success": True})
+
+
+@bp.get("/usage")
+def usage_last_hour():
+    identity = current_identity()
+    return jsonify({"plan": identity.plan, "limit": identity.rate_limit,
+                    "minutes": usage.last_hour(identity.account_id, identity.environment_id)})
+
+
+@bp.get("/connection")
+def connection_state():
+    identity = current_identity()
+    key, connection_id = request.args.get("provider_config_key", ""), request.args.get("connection_id", "")
+    conn = (Connection.select(Connection).join(Integration)
+            .where((Connection.environment == identity.environment_id) & (Integration.unique_key == key)
+                   & (Connection.connection_id == connection_id) & Connection.deleted_at.is_null()
+                   & Integration.deleted_at.is_null())
+            .first())
+    if conn is None:
+        raise NotFound("Failed to find connection", code="unknown_connection")
+    return jsonify({"data": {
+        "connection_config": conn.connection_config or {},
+        "credentials_type": conn.credentials_type,
+        "expires_at": formatters.iso(conn.expires_at),
+        "last_fetched_at": formatters.iso(conn.last_fetched_at),
+        "last_refresh_success": formatters.iso(conn.last_refresh_success),
+        "last_refresh_failure": formatters.iso(conn.last_refresh_failure),
+        "refresh_attempts": conn.refresh_attempts,
+        "refresh_exhausted": bool(conn.refresh_exhausted),
+        "updated_at": formatters.iso(conn.updated_at),
+    }})

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from common.errors import ApiError
 from common.httpapp import current_identity
 from common.validation import json_body, validate
-from services.store import keys, operations, outbound
+from services.store import keys, operations, outbound, usage
 from services.store.context import ctx
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
@@ -49,3 +49,9 @@ def record_operations():
     """A batch of proxied calls' records (the proxy's recorder): all stored, or none and 400."""
     batch = validate(operations.ProxyBatch, json_body(request))
     return jsonify({"recorded": operations.record_proxy_calls(batch)})
+
+
+@bp.post("/usage")
+def record_usage():
+    """Requests and 429s per minute a gateway counted since its last report (added to the others')."""
+    return jsonify({"recorded": usage.record(validate(usage.UsageReport, json_body(request)))})

@@ -152,6 +152,16 @@ V9 = """
 ALTER TABLE environments ADD COLUMN webhook_signing_key_enc TEXT;
 """
 
+# Requests per minute and the 429s among them, per account and environment (services/store/usage.py),
+# as the gateways count and flush them every few seconds; the dashboard's Usage page reads the last hour.
+V10 = """
+CREATE TABLE usage_minutes (
+  account_id {fk} NOT NULL, environment_id {fk} NOT NULL, minute BIGINT NOT NULL,
+  requests INTEGER NOT NULL DEFAULT 0, limited INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (account_id, environment_id, minute));
+CREATE INDEX usage_minutes_minute ON usage_minutes (minute);
+"""
+
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
@@ -162,6 +172,7 @@ MIGRATIONS: list[tuple[int, str, Callable]] = [
     (7, "webhook outbox", _run_sql(V7)),
     (8, "log records: actor, request id, indexes for GET /logs", _run_sql(V8)),
     (9, "environments: a webhook signing key of their own", _run_sql(V9)),
+    (10, "usage: requests and 429s per minute", _run_sql(V10)),
 ]
 
 

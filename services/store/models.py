@@ -9,6 +9,7 @@ from peewee import (
     BigAutoField,
     BigIntegerField,
     BooleanField,
+    CompositeKey,
     DateTimeField,
     DoubleField,
     ForeignKeyField,
@@ -290,6 +291,20 @@ class WebhookOutbox(Base):
         table_name = "webhook_outbox"
 
 
+class UsageMinute(Base):
+    """Requests one account made in one environment in one minute (epoch minutes), and its 429s."""
+
+    account_id = BigIntegerField()
+    environment_id = BigIntegerField()
+    minute = BigIntegerField()
+    requests = IntegerField(default=0)
+    limited = IntegerField(default=0)
+
+    class Meta:
+        table_name = "usage_minutes"
+        primary_key = CompositeKey("account_id", "environment_id", "minute")
+
+
 # Every encrypted column: (model, column attribute). The associated data binds each value to
 # "<table>.<column>.<row uid>".
 ENCRYPTED_FIELDS: tuple[tuple[type[Base], str], ...] = (
@@ -304,3 +319,4 @@ ENCRYPTED_FIELDS: tuple[tuple[type[Base], str], ...] = (
     (OAuthSession, "secrets_enc"),
 )
 _ENCRYPTED = frozenset(ENCRYPTED_FIELDS)
+

@@ -209,6 +209,7 @@ class ConnectionListQuery(StrictQuery):
     endUserOrganizationId: Short | None = None
     integrationId: Short | None = None
     tags: dict[str, str] | None = None
+    withError: bool | None = None  # an Authport extension: only connections whose last refresh failed (or not)
     limit: Annotated[int, Field(ge=1, le=10000)] = 10000
     page: Annotated[int, Field(ge=0)] = 0
 

@@ -135,6 +135,26 @@ def test_a_new_secret_key_is_shown_once_and_rotating_it_refuses_the_old_one_at_o
     assert system.session(second).get(system.url + "/integrations").status_code == 401
 
 
+def test_the_webhook_signing_key_rotates_once_confirmed_and_is_shown_once(operator, system):
+    query = "SELECT webhook_signing_key_enc FROM environments WHERE name = 'dev'"
+    before = raw_rows(system.database_url, query)
+    page = operator.open("/dashboard/dev/settings")
+    page.get_by_label("Type rotate to confirm").fill("yes")
+    page.get_by_role("button", name="Rotate the webhook signing key").click()
+    assert "Type rotate to confirm" in page.get_by_role("alert").inner_text()
+    assert raw_rows(system.database_url, query) == before
+    page.get_by_label("Type rotate to confirm").fill("rotate")
+    page.get_by_role("button", name="Rotate the webhook signing key").click()
+    shown = page.locator("#new-key-value").inner_text()
+    assert len(shown) >= 32 and raw_rows(system.database_url, query) != before
+    operator.shot("settings-signing-key-shown-once")
+    page = operator.open("/dashboard/dev/settings")
+    assert shown not in page.content()
+    records = system.session().get(system.url + "/logs", params={"limit": 5}).json()["data"]
+    assert any(r["actor"] == f"dashboard:{USER}" and r["type"] == "key.rotated"
+               and r["detail"]["kind"] == "webhook_signing" for r in records), records
+
+
 def test_delete_restore_and_purge_a_connection(operator, system):
     body = connection_body("gh-dash", connection_id="conn-dash-1", credentials=oauth2_tokens(access_token=CANARY),
                            end_user={"id": "user-7", "email": "user7@example.com"})
@@ -173,6 +193,56 @@ def test_delete_restore_and_purge_a_connection(operator, system):
     assert page.get_by_role("status").inner_text() == "The connection was purged for good."
     assert raw_rows(system.database_url, "SELECT COUNT(*) FROM connections WHERE connection_id = 'conn-dash-1'") \
         == [(0,)]
+
+
+def test_health_filters_and_the_credential_state_of_a_connection(operator, system):
+    """A refresh that really fails (github.com cannot be reached from here) marks the connection
+    'refresh failing': the filters tell it from a healthy one, its page shows why."""
+    api = system.session()
+    for connection_id, expires_at in (("conn-healthy", "2099-01-01T00:00:00.000Z"),
+                                      ("conn-failing", "2020-01-01T00:00:00.000Z")):
+        body = connection_body("gh-dash", connection_id=connection_id, connection_config={"team": "blue"},
+                               credentials=oauth2_tokens(access_token=CANARY, expires_at=expires_at))
+        assert api.post(system.url + "/connections", json=body).status_code == 201
+    read = api.get(system.url + "/connections/conn-failing", params={"provider_config_key": "gh-dash"})
+    assert read.status_code in (400, 424) and read.json()["error"]["code"] == "invalid_credentials", read.text
+    listed = "td[data-label='Connection id'] a"
+    page = operator.open("/dashboard/dev/connections")
+    page.get_by_label("Show").select_option("failing")
+    page.get_by_role("button", name="Search").click()
+    assert "state=failing" in page.url and page.locator(listed).all_inner_texts() == ["conn-failing"]
+    operator.shot("connections-failing")
+    page.get_by_label("Show").select_option("healthy")
+    page.get_by_role("button", name="Search").click()
+    healthy = page.locator(listed).all_inner_texts()
+    assert "conn-healthy" in healthy and "conn-failing" not in healthy
+    page = operator.open("/dashboard/dev/connections/gh-dash/conn-failing")
+    facts = page.locator("dl.facts").all_inner_texts()
+    assert "2020-01-01T00:00:00.000Z" in facts[1] and "refresh failing" in facts[1] and "never refreshed" in facts[1]
+    assert '{"team": "blue"}' in facts[0] or '{"team":"blue"}' in facts[0]
+    assert page.get_by_role("heading", name="Refresh errors").is_visible()
+    operator.shot("connection-failing")
+    page = operator.open("/dashboard/dev/connections/gh-dash/conn-healthy")
+    facts = page.locator("dl.facts").all_inner_texts()
+    assert "2099-01-01T00:00:00.000Z" in facts[1] and "healthy" in facts[1]
+    assert not page.get_by_role("heading", name="Refresh errors").count()
+
+
+def test_the_usage_page_charts_the_requests_against_the_plan_limit(operator, system):
+    api = system.session()
+    for _ in range(5):
+        assert api.get(system.url + "/connections").status_code == 200
+    page = operator.open("/dashboard/dev/usage")
+    for _ in range(40):  # the gateway sends its counts every 5 s
+        if page.locator("svg rect.admitted").count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    assert page.locator("svg rect.admitted").count() >= 1
+    assert page.get_by_role("img", name="Requests per minute, last hour").is_visible()
+    assert page.locator("text.limit-label").text_content() == "limit 200/min"
+    assert page.get_by_role("heading", name="Minutes with requests").is_visible()
+    operator.shot("usage")
 
 
 def test_a_connect_link_for_an_end_user_is_shown_once_and_opens_the_connect_page(operator, system):
@@ -268,7 +338,7 @@ def test_phone_width_screenshots(chromium, system):
     tab = Operator(chromium, system)
     try:
         tab.page.set_viewport_size({"width": 390, "height": 844})
-        for name in ("integrations", "connections", "settings", "logs"):
+        for name in ("integrations", "connections", "settings", "logs", "usage"):
             tab.open(f"/dashboard/dev/{name}")
             tab.shot(f"phone-{name}")
     finally:
@@ -286,6 +356,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(chromium, system
                      "/dashboard/dev/integrations/new?q=github&provider=github",
                      "/dashboard/dev/integrations/gh-dash/delete", "/dashboard/dev/integrations/gh-dash/edit",
                      "/dashboard/dev/connections", "/dashboard/dev/connections?state=deleted",
+                     "/dashboard/dev/connections?state=failing", "/dashboard/dev/connections/gh-dash/conn-failing",
+                     "/dashboard/dev/usage",
                      "/dashboard/dev/logs/1",
                      "/dashboard/dev/settings", "/dashboard/dev/logs", "/dashboard/nope/logs"):
             page = tab.open(path)
