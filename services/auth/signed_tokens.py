@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,7 @@ DEFAULT_LIFETIME_MS = 5 * 60 * 1000
 HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 DIGESTS = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 EC_SIZES = {"256": 32, "384": 48, "512": 66}
+PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----(.*?)-----END \1-----", re.S)
 
 
 class TokenProblem(Exception):
@@ -67,7 +69,7 @@ def _sign(alg: str, key_text: str, signing_input: bytes, field: str | None) -> b
         raise TokenProblem(f"The provider's JWT algorithm {alg} is not supported")
     if family == "HS":
         return hmac.new(key_text.encode(), signing_input, DIGESTS[size]).digest()
-    pem = key_text.replace("\\n", "\n").strip().encode()
+    pem = _pem(key_text)
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
@@ -80,6 +82,17 @@ def _sign(alg: str, key_text: str, signing_input: bytes, field: str | None) -> b
         width = EC_SIZES[size]
         return r.to_bytes(width, "big") + s.to_bytes(width, "big")  # JWS wants r || s, not DER
     raise TokenProblem(f"{field or 'The signing key'} is not a key for {alg}", field)
+
+
+def _pem(text: str) -> bytes:
+    """A PEM as pasted: with `\\n` escapes, or flattened onto one line by a form field."""
+    text = text.replace("\\n", "\n").strip()
+    match = PEM.fullmatch(text)
+    if match:
+        body = re.sub(r"\s+", "", match.group(2))
+        lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+        text = "\n".join([f"-----BEGIN {match.group(1)}-----", *lines, f"-----END {match.group(1)}-----"])
+    return text.encode()
 
 
 def sign_jwt(provider: dict, credentials: dict, connection_config: dict, now: datetime | None = None) -> dict:

@@ -269,3 +269,28 @@ def test_the_frontend_sdk_runs_each_mode_in_chromium(system, oauth_server, brows
     context.close()
     logs = system.logs()
     assert not [s for s in ("jane-pw", "wsse-secret", "BEGIN PRIVATE KEY", "canary-") if s in logs]
+
+
+def test_the_connect_page_asks_for_each_modes_fields(system, browser):  # noqa: F811
+    api = gateway(system)
+    keys = {name: make_integration(api, provider) for name, provider in (
+        ("none", "test-none"), ("two-step", "test-two-step"), ("jwt", "test-jwt-es"))}
+    user = unique("page-user")
+    link = create_session(api, allowed_integrations=list(keys.values()), end_user={"id": user})["connect_link"]
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(link)
+    fill = {"none": {}, "two-step": {"username": "jane", "password": "jane-pw"},
+            "jwt": {"issuerId": "issuer-1", "privateKeyId": "KEY123", "privateKey": pem(EC_KEY)}}
+    for name, key in keys.items():
+        tab.click(f"#integration-{key} button")
+        tab.wait_for_selector(f"#field-{next(iter(fill[name]))}" if fill[name] else "#detail-view:not([hidden])")
+        assert sorted(i.get_attribute("name") for i in tab.query_selector_all("#fields input")) == sorted(fill[name])
+        for field, value in fill[name].items():
+            tab.fill(f"#field-{field}", value)  # a pasted PEM loses its line breaks in a text field
+        tab.click("#connect-submit")
+        tab.wait_for_selector("#success-view:not([hidden])", timeout=30_000)
+        tab.click("#done")
+    context.close()
+    made = api.get("/connections", params={"endUserId": user}).json()["connections"]
+    assert sorted(c["provider_config_key"] for c in made) == sorted(keys.values())
