@@ -3,7 +3,8 @@ Apple's App Store Connect API) and WSSE UsernameTokens (auth mode SIGNATURE, e.g
 
 A JWT follows the catalogue's `token` entry: `signing_key` (a template naming the credential that
 holds the key), `header` and `payload` (templates; a claim whose value is missing is left out),
-and `expires_in_ms` (default 5 minutes): `iat` and `exp` are set here. The algorithm is the
+and `expires_in_ms` (default 5 minutes): `iat` and `exp` are set here. `${fingerprint(…)}` gives
+the public key fingerprint of a PEM private key (`SHA256:` + base64 of the DER key's SHA-256). The algorithm is the
 header's `alg` (HS256/384/512 with a shared secret, RS256/384/512 with an RSA key, ES256/384/512
 with an EC key, both PEM). Signed with `cryptography`'s primitives (RFC 7515 §3, RFC 7518 §3).
 """
@@ -28,6 +29,7 @@ DEFAULT_LIFETIME_MS = 5 * 60 * 1000
 HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 DIGESTS = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 EC_SIZES = {"256": 32, "384": 48, "512": 66}
+FINGERPRINT = re.compile(r"\$\{fingerprint\(([^()]*)\)\}")  # its argument is a template
 PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----(.*?)-----END \1-----", re.S)
 
 
@@ -47,7 +49,8 @@ def _filled(value, values: dict):
     """A header or payload value with its templates filled; None when one names a missing value."""
     try:
         if isinstance(value, str):
-            return templates.fill(value, values)
+            return templates.fill(FINGERPRINT.sub(lambda m: _fingerprint(templates.fill(m.group(1), values)), value),
+                                  values)
         if isinstance(value, list):
             items = [_filled(v, values) for v in value]
             return None if any(i is None for i in items) else items
@@ -56,6 +59,16 @@ def _filled(value, values: dict):
     except templates.MissingValue:
         return None
     return value
+
+
+def _fingerprint(key_text: str) -> str:
+    """`SHA256:` + base64 of the SHA-256 of the public key's DER (Snowflake's key-pair JWT `iss`)."""
+    try:
+        key = serialization.load_pem_private_key(_pem(key_text), password=None)
+    except (ValueError, TypeError):
+        raise TokenProblem("The private key is not a PEM private key") from None
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 def _key_field(template: str) -> str | None:

@@ -53,7 +53,9 @@ def catalogue(oauth_url: str, upstream_url: str) -> dict:
         "test-jwt-rs": {"auth_mode": "JWT", "proxy": {**proxy, "headers": {"authorization": "JWT ${accessToken}"}},
                         "token": {"signing_key": "${credentials.privateKey}", "expires_in_ms": 300000,
                                   "header": {"alg": "RS256"},
-                                  "payload": {"sub": "${credentials.account}.${credentials.user}"}},
+                                  "payload": {"sub": "${credentials.account}.${credentials.user}",
+                                              "iss": "${credentials.account}.${credentials.user}."
+                                                     "${fingerprint(${credentials.privateKey})}"}},
                         "credentials": {"account": {"type": "string", "pattern": "^[A-Z0-9-]+$"},
                                         "user": {"type": "string"}, "privateKey": {"type": "string"}}},
         "test-two-step": {"auth_mode": "TWO_STEP", "proxy": proxy, "token_url": f"{oauth_url}/two-step/token",
@@ -143,6 +145,10 @@ def check_upstream(mode: Mode, received, credentials: dict, oauth_server) -> Non
             assert claims["scope"] == ["GET /v1/apps"]
         else:
             assert auth.startswith("JWT ") and claims["sub"] == "ACME-1.bot"
+            # Snowflake's key-pair iss: the public key's fingerprint, as its docs compute it.
+            der = RSA_KEY.public_key().public_bytes(serialization.Encoding.DER,
+                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+            assert claims["iss"] == "ACME-1.bot.SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
     elif mode.name == "two-step":
         assert auth == f"Bearer {credentials['token']}" and credentials["token"] in oauth_server.two_step_tokens
     elif mode.name == "signature":

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from common.providers import BUILTIN_PATH, Catalogue, CatalogueError
+from common.providers import AUTH_MODES, BUILTIN_PATH, Catalogue, CatalogueError
 
 
 def write_catalogue(tmp_path, text: str, name: str = "providers.yaml"):
@@ -239,6 +239,10 @@ def test_builtin_covers_the_required_providers_and_auth_modes(builtin):
     modes = {entry["auth_mode"] for _, entry in builtin.all()}
     assert {"OAUTH2", "OAUTH2_CC", "OAUTH1", "API_KEY", "BASIC", "NONE", "JWT", "SIGNATURE", "TWO_STEP",
             "BILL"} <= modes
+
+
+def test_every_builtin_entry_uses_a_mode_authport_runs(builtin):
+    assert {name: e["auth_mode"] for name, e in builtin.all() if e["auth_mode"] not in AUTH_MODES} == {}
 
 
 def test_builtin_has_google_aliases_with_their_own_base_url(builtin):
