@@ -74,7 +74,8 @@ class Catalogue:
         return [(name, _clone(entry)) for name, entry in self._entries.items()]
 
     def search(self, pattern: str) -> list[tuple[str, dict]]:
-        """Return the providers whose name matches `pattern` (case-insensitive regex).
+        """Return the providers whose name or display name matches `pattern` (case-insensitive
+        regex): "hub" finds `github`, "google cal" finds Google Calendar.
 
         A pattern that is not a valid regex is matched as a literal substring.
         """
@@ -82,7 +83,8 @@ class Catalogue:
             regex = re.compile(pattern, re.IGNORECASE)
         except re.error:
             regex = re.compile(re.escape(pattern), re.IGNORECASE)
-        return [(name, _clone(entry)) for name, entry in self._entries.items() if regex.search(name)]
+        return [(name, _clone(entry)) for name, entry in self._entries.items()
+                if regex.search(name) or regex.search(str(entry.get("display_name") or ""))]
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -154,12 +154,14 @@ ALTER TABLE environments ADD COLUMN webhook_signing_key_enc TEXT;
 
 # Requests per minute and the 429s among them, per account and environment (services/store/usage.py),
 # as the gateways count and flush them every few seconds; the dashboard's Usage page reads the last hour.
+# And the few connections whose refresh fails, indexed for GET /connections?withError=true.
 V10 = """
 CREATE TABLE usage_minutes (
   account_id {fk} NOT NULL, environment_id {fk} NOT NULL, minute BIGINT NOT NULL,
   requests INTEGER NOT NULL DEFAULT 0, limited INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (account_id, environment_id, minute));
 CREATE INDEX usage_minutes_minute ON usage_minutes (minute);
+CREATE INDEX connections_env_failing ON connections (environment_id, created_at) WHERE last_refresh_failure IS NOT NULL;
 """
 
 MIGRATIONS: list[tuple[int, str, Callable]] = [
@@ -172,7 +174,7 @@ MIGRATIONS: list[tuple[int, str, Callable]] = [
     (7, "webhook outbox", _run_sql(V7)),
     (8, "log records: actor, request id, indexes for GET /logs", _run_sql(V8)),
     (9, "environments: a webhook signing key of their own", _run_sql(V9)),
-    (10, "usage: requests and 429s per minute", _run_sql(V10)),
+    (10, "usage: requests and 429s per minute; failing connections indexed", _run_sql(V10)),
 ]
 
 

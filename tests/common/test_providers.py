@@ -325,3 +325,11 @@ def test_retry_headers_are_lists_of_header_names(builtin):
                 assert all(h == h.lower() for h in retry[key]), name
         if "remaining" in retry:
             assert isinstance(retry["remaining"], str), name
+
+
+def test_search_matches_display_names_too(tmp_path):
+    cat = load_text(tmp_path, "acme-crm:\n  auth_mode: OAUTH2\n  display_name: Acme Sales Cloud\n"
+                              "other:\n  auth_mode: API_KEY\n")
+    assert [name for name, _ in cat.search("sales cloud")] == ["acme-crm"]
+    assert [name for name, _ in cat.search("ACME")] == ["acme-crm"]
+    assert cat.search("nothing-like-it") == []
