@@ -33,7 +33,7 @@ AUTH_MODES = {
     "TWO_STEP": "fields captured (/auth/two-step), exchanged at token_url, again before expiry",
     "SIGNATURE": "username/password captured (/auth/signature); a WSSE token signed before expiry",
     "BILL": "Bill.com login captured (/auth/bill); the session is renewed before it ends",
-    "AWS_SIGV4": "AWS keys imported (POST /connections); calls signed with Signature V4",
+    "AWS_SIGV4": "a role assumed through STS (/auth/aws-sigv4) or AWS keys imported; calls signed SigV4",
     "APP": "integration credentials only (app id, private key); no connection flow yet",
     "CUSTOM": "integration credentials only (app and OAuth client); no connection flow yet",
 }

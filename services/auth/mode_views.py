@@ -1,6 +1,6 @@
 """The frontend SDK's other capture routes: `nango.create()` for UNAUTHENTICATED providers
 (`/auth/unauthenticated`), and `nango.auth()` with JWT (also `/auth/app-store`), TWO_STEP,
-SIGNATURE and BILL credentials.
+SIGNATURE, BILL and AWS SigV4 (a role ARN, assumed through STS) credentials.
 
 Like the routes of capture_views (and through the same `start` and `save`, so the public-key,
 hmac and connect-session rules apply): 200 `{connectionId, providerConfigKey}` or Nango's error
@@ -12,7 +12,7 @@ from flask import Blueprint, request
 
 from common.errors import ApiError
 from common.validation import json_body
-from services.auth import token_modes
+from services.auth import aws_sts, token_modes
 from services.auth.capture_views import save, start
 from services.auth.context import ctx
 
@@ -33,6 +33,15 @@ def capture(key: str, mode: str):
     flow = start(key, mode)
     fields = token_modes.captured_fields(flow.provider, mode, body)
     return save(flow, token_modes.make(ctx().outbound, flow.provider, mode, fields, flow.connection_config))
+
+
+@bp.post("/auth/aws-sigv4/<path:key>")
+def aws_sigv4(key: str):
+    body = json_body(request)
+    flow = start(key, "AWS_SIGV4")
+    fields = aws_sts.captured_fields(body)
+    integration_config = flow.integration.get("integration_config") or {}
+    return save(flow, aws_sts.assume_role(ctx().outbound, flow.provider, fields, integration_config))
 
 
 @bp.post("/auth/jwt/<path:key>")

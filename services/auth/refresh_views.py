@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError
-from services.auth import oauth2, token_modes
+from services.auth import aws_sts, oauth2, token_modes
 from services.auth.context import ctx
 
 bp = Blueprint("refresh", __name__, url_prefix="/internal")
@@ -25,6 +25,8 @@ def refresh():
     if provider is None:
         raise external_error("The connection's provider is not in the catalogue")
     try:
+        if credentials.get("type") == "AWS_SIGV4":
+            return jsonify({"credentials": assume_again(provider, credentials, body)})
         if credentials.get("type") in token_modes.MODES:
             return jsonify({"credentials": renew_token(provider, credentials, body)})
         if credentials.get("type") == "OAUTH2_CC":
@@ -78,5 +80,14 @@ def renew_token(provider: dict, credentials: dict, body: dict) -> dict:
     try:
         return token_modes.make(ctx().outbound, provider, mode, token_modes.given_fields(credentials, mode),
                                 body.get("connection_config") or {})
+    except ApiError as exc:
+        raise external_error(exc.message or exc.code) from None
+
+
+def assume_again(provider: dict, credentials: dict, body: dict) -> dict:
+    """New temporary AWS keys for the connection's role."""
+    fields = {k: credentials[k] for k in ("role_arn", "region") if credentials.get(k)}
+    try:
+        return aws_sts.assume_role(ctx().outbound, provider, fields, body.get("integration_config") or {})
     except ApiError as exc:
         raise external_error(exc.message or exc.code) from None

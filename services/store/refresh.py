@@ -33,7 +33,9 @@ FORCE_SHARED = timedelta(seconds=5)
 # Token modes: auth makes a token from the stored credentials (signs a JWT or a WSSE header, or
 # exchanges them at the provider), again before it expires.
 TOKEN_MODES = ("JWT", "TWO_STEP", "SIGNATURE", "BILL")
-REFRESHABLE = ("OAUTH2", "OAUTH2_CC", *TOKEN_MODES)
+# AWS_SIGV4: temporary keys from STS (a captured role ARN) are assumed again before they expire;
+# keys imported without an expiry are used as they are.
+REFRESHABLE = ("OAUTH2", "OAUTH2_CC", *TOKEN_MODES, "AWS_SIGV4")
 _clients: dict[str, RefreshClient] = {}
 
 
@@ -101,6 +103,8 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
                            reason="refresh_backoff")
         if not expiring(conn, provider) and not missing_token(conn, credentials):
             return conn, credentials
+    if conn.credentials_type == "AWS_SIGV4" and not credentials.get("role_arn"):
+        return conn, credentials  # imported keys: no role to assume again
     if conn.credentials_type == "OAUTH2" and not credentials.get("refresh_token"):
         return conn, credentials  # nothing to refresh with: the token is used as it is
     asked_at = utcnow()
@@ -123,7 +127,8 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
     try:
         new = _auth(ctx).refresh(provider=record.provider, credentials=credentials,
                                  connection_config=conn.connection_config or {}, client_id=record.client_id,
-                                 client_secret=secret, scopes=record.scopes)
+                                 client_secret=secret, scopes=record.scopes,
+                                 integration_config=record.integration_config or {})
     except ApiError as exc:
         counted = conn.last_refresh_failure is None or conn.last_refresh_failure.date() != now.date()
         conn.refresh_attempts += 1 if counted else 0

@@ -24,6 +24,7 @@ from tests.auth.popup import Socket, run_popup
 from tests.auth.test_capture import public_key_of
 from tests.auth.test_connect_sessions import create_session, make_integration
 from tests.auth.test_oauth1 import oauth1_integration
+from tests.proxy.test_aws_sigv4 import ROLE, Sts, sts_integration
 from tests.support.system import ROOT, catalogue_system
 
 EXTRA = {
@@ -47,11 +48,19 @@ def token_modes(url: str) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def sts():
+    server = Sts()
+    yield server
+    server.server.shutdown()
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def system(request, tmp_path_factory, oauth_server, oauth1_server):
+def system(request, tmp_path_factory, oauth_server, oauth1_server, sts):
     catalogue = yaml.safe_load(CATALOGUE.format(url=oauth_server.url, port=oauth_server.port, url1=oauth1_server.url))
+    aws = {"test-aws-sts": {"auth_mode": "AWS_SIGV4", "token_url": sts.url + "/"}}
     with catalogue_system(tmp_path_factory.mktemp(f"public-{request.param}"), request.param,
-                          {**catalogue, **EXTRA, **token_modes(oauth_server.url)}) as running:
+                          {**catalogue, **EXTRA, **token_modes(oauth_server.url), **aws}) as running:
         yield running
 
 
@@ -98,6 +107,8 @@ class Flow:
                 "type": "TBA", "client_id": "consumer", "client_secret": "consumer-secret"}})
             assert response.status_code == 200, response.text
             return key
+        if self.provider == "test-aws-sts":
+            return sts_integration(api)
         return make_integration(api, self.provider)
 
     def submit(self, system, key: str, oauth_server, **query) -> tuple[int, str]:
@@ -117,7 +128,8 @@ class Flow:
     def path(self, key: str) -> str:
         return {"api-key": "/api-auth/api-key/", "basic": "/api-auth/basic/", "client-credentials": "/oauth2/auth/",
                 "tba": "/auth/tba/", "unauthenticated": "/auth/unauthenticated/", "jwt": "/auth/jwt/",
-                "two-step": "/auth/two-step/", "signature": "/auth/signature/", "bill": "/auth/bill/"}[self.name] + key
+                "two-step": "/auth/two-step/", "signature": "/auth/signature/", "bill": "/auth/bill/",
+                "aws-sigv4": "/auth/aws-sigv4/"}[self.name] + key
 
 
 def cc_body(oauth_server) -> dict:
@@ -147,6 +159,9 @@ FLOWS = [
                                "organization_id": "org-1", "dev_key": "dev-key-1", "session_id": "victim-session",
                                "expires_at": "2099-01-01T00:00:00Z"},
          {"username": "attacker", "password": "attacker-pw", "organization_id": "org-1", "dev_key": "dev-key-1"}),
+    Flow("aws-sigv4", "test-aws-sts", {"type": "AWS_SIGV4", "role_arn": ROLE, "access_key_id": "victim",
+                                       "secret_access_key": "victim-secret", "expires_at": "2099-01-01T00:00:00Z"},
+         {"role_arn": ROLE}),
     Flow("oauth2", "test-oauth", {"type": "OAUTH2", "access_token": "victim-token"}, popup=True),
     Flow("oauth1", "test-oauth1", {"type": "OAUTH1", "oauth_token": "victim-token",
                                    "oauth_token_secret": "victim-secret"}, popup=True),
