@@ -26,15 +26,33 @@ import yaml
 
 BUILTIN_PATH = Path(__file__).with_name("providers.yaml")
 
+# The auth modes Authport runs, and how a connection of each gets its credentials. An entry of
+# another mode (Nango's file has e.g. MCP_OAUTH2, INSTALL_PLUGIN) loads and is listed, but its
+# flows answer `invalid_auth_mode`.
+AUTH_MODES = {
+    "OAUTH2": "popup flow (/oauth/connect), refreshed with the refresh token",
+    "OAUTH1": "popup flow; calls signed HMAC-SHA1, PLAINTEXT or RSA-SHA1",
+    "OAUTH2_CC": "client credentials (/oauth2/auth), requested again before expiry",
+    "API_KEY": "captured (/api-auth/api-key), verified by proxy.verification",
+    "BASIC": "captured (/api-auth/basic), verified by proxy.verification",
+    "TBA": "captured (/auth/tba); calls signed HMAC-SHA256 with the account id as realm",
+    "NONE": "no credentials (/auth/unauthenticated)",
+    "JWT": "fields captured (/auth/jwt); Authport signs the JWT per `token`, again before expiry",
+    "TWO_STEP": "fields captured (/auth/two-step), exchanged at token_url, again before expiry",
+    "SIGNATURE": "username/password captured (/auth/signature); a WSSE token signed before expiry",
+    "BILL": "Bill.com login captured (/auth/bill); the session is renewed before it ends",
+    "AWS_SIGV4": "a role assumed through STS (/auth/aws-sigv4) or AWS keys imported; calls signed SigV4",
+    "APP": "integration credentials only (app id, private key); no connection flow yet",
+    "CUSTOM": "integration credentials only (app and OAuth client); no connection flow yet",
+}
+
 # The C loader parses Nango's ~27k-line file in well under a second; the pure-Python one does not.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-# Every auth mode a catalogue entry may declare: Authport's own and those of Nango's providers.yaml.
-AUTH_MODES = frozenset({
-    "OAUTH2", "OAUTH2_CC", "OAUTH1", "API_KEY", "BASIC", "APP", "CUSTOM", "TBA", "JWT", "TWO_STEP", "BILL",
-    "SIGNATURE", "APP_STORE", "NONE", "MCP_OAUTH2", "MCP_OAUTH2_GENERIC", "AWS_SIGV4", "INSTALL_PLUGIN",
-})
+# Every auth mode a catalogue entry may declare (what the loader accepts): the modes Authport runs
+# and those of Nango's providers.yaml that it lists without running.
+KNOWN_AUTH_MODES = frozenset(AUTH_MODES) | {"APP_STORE", "MCP_OAUTH2", "MCP_OAUTH2_GENERIC", "INSTALL_PLUGIN"}
 FILE_MODES = ("extend", "replace")
 
 # The shape of the fields Authport reads; any other field is kept as the file has it.
@@ -176,8 +194,9 @@ def _check_shape(name: str, entry: dict, path: str) -> None:
                 raise wrong(prefix + field, "a mapping", where[field])
 
     mode = entry.get("auth_mode")
-    if "auth_mode" in entry and mode not in AUTH_MODES:
-        raise _fail(path, f"provider '{name}': auth_mode {_kind(mode)} is not one of {', '.join(sorted(AUTH_MODES))}")
+    if "auth_mode" in entry and mode not in KNOWN_AUTH_MODES:
+        known = ", ".join(sorted(KNOWN_AUTH_MODES))
+        raise _fail(path, f"provider '{name}': auth_mode {_kind(mode)} is not one of {known}")
     strings(entry, _STRINGS)
     mappings(entry, _MAPPINGS)
     for field in _LISTS:
