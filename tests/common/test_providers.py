@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -366,3 +367,13 @@ def test_search_matches_display_names_too(tmp_path):
     assert [name for name, _ in cat.search("sales cloud")] == ["acme-crm"]
     assert [name for name, _ in cat.search("ACME")] == ["acme-crm"]
     assert cat.search("nothing-like-it") == []
+
+
+def test_the_built_in_catalogue_parses_without_libyaml_too():
+    """PyYAML without its C extension is stricter (`[/path?query]` is not a plain scalar there)."""
+    import yaml
+
+    from common import providers
+
+    path = Path(providers.__file__).with_name("providers.yaml")
+    assert len(yaml.load(path.read_text(), Loader=yaml.SafeLoader)) >= 250
