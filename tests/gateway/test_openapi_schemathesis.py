@@ -40,7 +40,8 @@ SEEDED_BODIES = {
     "setMetadataLegacy": METADATA, "updateMetadataLegacy": METADATA,
     "createConnectSession": {"end_user": {"id": "user-2"}},
     "createReconnectSession": {"connection_id": CONN, "integration_id": KEY},
-    "setWebhook": {"url": None}, "apiKeyCapture": {"apiKey": "k-3"}, "basicCapture": {"username": "u", "password": "p"},
+    "setWebhook": {"url": None}, "unauthenticatedConnection": {},
+    "apiKeyCapture": {"apiKey": "k-3"}, "basicCapture": {"username": "u", "password": "p"},
 }
 SEEDED_QUERIES = {"exportLogs": {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}}
 # Operations no seeded case can take past 4xx here, and why.
@@ -49,6 +50,8 @@ NEVER_BELOW_400 = {
     "GET /metrics": "answers only a caller with the internal secret (tests/test_metrics.py)",
     "POST /auth/tba/{providerConfigKey}": "needs a NetSuite-like account to verify against (test_tba_capture.py)",
     "POST /oauth2/auth/{providerConfigKey}": "needs a token endpoint granting client credentials (tests/auth)",
+    **{f"POST /auth/{mode}/{{providerConfigKey}}": "needs the provider's own token service (test_token_modes.py, "
+       "test_aws_sigv4.py)" for mode in ("jwt", "app-store", "two-step", "signature", "bill", "aws-sigv4")},
 }
 
 
@@ -64,6 +67,7 @@ def system(tmp_path_factory, provider_api):
     catalogue = {
         "loopapi": {"display_name": "Loop API", "auth_mode": "API_KEY",
                     "proxy": {"base_url": provider_api.url, "headers": {"authorization": "Bearer ${apiKey}"}}},
+        "loopnone": {"display_name": "Loop None", "auth_mode": "NONE", "proxy": {"base_url": provider_api.url}},
         "loopbasic": {"display_name": "Loop Basic", "auth_mode": "BASIC", "proxy": {"base_url": provider_api.url}},
         "loopoauth": {"display_name": "Loop OAuth", "auth_mode": "OAUTH2",
                       "authorization_url": provider_api.url + "/authorize", "token_url": provider_api.url + "/token",
@@ -85,6 +89,8 @@ class Seed:
         http, url = self.http, self.system.url
         if http.get(f"{url}/integrations/{KEY}").status_code == 404:
             assert http.post(f"{url}/integrations", json={"provider": "loopapi", "unique_key": KEY}).ok
+        if http.get(f"{url}/integrations/noneloop").status_code == 404:
+            assert http.post(f"{url}/integrations", json={"provider": "loopnone", "unique_key": "noneloop"}).ok
         if http.get(f"{url}/integrations/basicloop").status_code == 404:
             assert http.post(f"{url}/integrations", json={"provider": "loopbasic", "unique_key": "basicloop"}).ok
         if http.get(f"{url}/integrations/oauthloop").status_code == 404:
@@ -121,7 +127,8 @@ def seeded_values(operation, seed: Seed) -> dict:
     names = {(str(getattr(p.location, "value", p.location)), p.name) for p in operation.iter_parameters()}
     known = {("path", "uniqueKey"): KEY, ("path", "connectionId"): CONN, ("query", "provider_config_key"): KEY,
              ("path", "providerConfigKey"): "oauthloop" if operation.path.startswith("/oauth/")
-             else "basicloop" if operation.path.startswith("/api-auth/basic/") else KEY,
+             else "basicloop" if operation.path.startswith("/api-auth/basic/")
+             else "noneloop" if operation.path.startswith("/auth/unauthenticated/") else KEY,
              ("path", "name"): NAMED_KEY, ("path", "provider"): "loopapi", ("header", "Provider-Config-Key"): KEY,
              ("header", "Connection-Id"): CONN, ("path", "endpoint"): "items", ("path", "id"): 1}
     values: dict = {"path_parameters": {}, "query": dict(SEEDED_QUERIES.get(operation_id(operation), {})),
