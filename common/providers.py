@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from common import webhook_signatures
+
 BUILTIN_PATH = Path(__file__).with_name("providers.yaml")
 
 # The C loader parses Nango's ~27k-line file in well under a second; the pure-Python one does not.
@@ -125,6 +127,10 @@ def _resolve_all(raw: dict[str, dict], path: str) -> dict[str, dict]:
     for name, entry in resolved.items():
         if "auth_mode" not in entry:
             raise _fail(path, f"provider '{name}' has no auth_mode")
+        if "webhook_signature" in entry:
+            problem = webhook_signatures.check(entry["webhook_signature"])
+            if problem:
+                raise _fail(path, f"provider '{name}': {problem}")
     return resolved
 
 
