@@ -84,10 +84,8 @@ def integration(record, provider_entry: dict | None, server_url: str, *, webhook
         "display_name": record.display_name or (provider_entry or {}).get("display_name") or record.provider,
         "logo": logo_url(server_url, record.provider),
     }
-    if webhook:  # where the provider sends its webhooks, for a provider whose signature Authport checks
-        signs = "webhook_signature" in (provider_entry or {})
-        out["webhook_url"] = (f"{server_url}/webhook/{record.environment.uid}/{record.unique_key}" if signs
-                              else None)
+    if webhook:
+        out["webhook_url"] = None
     if credentials is not False:
         out["credentials"] = credentials
     out.update({

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 
@@ -22,6 +23,8 @@ from tests.api.builders import gateway
 from tests.auth.conftest import BACKENDS
 from tests.auth.test_webhook_outbox import FAST, hook_url, kill_auth, receiver_on, set_webhook_url, start_auth
 from tests.auth.test_webhooks import sdk_verdict
+from tests.dashboard.test_access import csrf_token
+from tests.support.databases import raw_rows
 from tests.support.system import catalogue_system, free_port
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -87,10 +90,9 @@ def receiver(system):
 
 
 def inbound_url(system, key: str) -> str:
-    """The integration's webhook URL, as GET /integrations/:key?include=webhook shows it."""
-    shown = gateway(system).get(f"/integrations/{key}", params={"include": "webhook"}).json()["data"]
-    assert shown["webhook_url"].startswith(f"{system.url}/webhook/")
-    return shown["webhook_url"]
+    """Where the provider posts the webhooks of integration `key` of the dev environment."""
+    [(uid,)] = raw_rows(system.database_url, "SELECT uid FROM environments WHERE name = 'dev'")
+    return f"{system.url}/webhook/{uid}/{key}"
 
 
 def send(system, key: str, raw: bytes, headers: dict, content_type: str = "application/json"):
@@ -203,3 +205,24 @@ def test_a_forward_survives_a_kill_of_auth(system, receiver):
         if late is not None:
             late.stop()
         set_webhook_url(system, receiver.url)
+
+
+def test_the_dashboard_sets_the_webhook_secret_and_shows_the_webhook_url(system, receiver):
+    http = requests.Session()
+    http.trust_env = False  # the dashboard admits loopback callers when it has no credentials set
+    form = http.get(system.url + "/dashboard/dev/integrations/new?q=github&provider=github")
+    made = http.post(system.url + "/dashboard/dev/integrations/new", data={
+        "provider": "github", "unique_key": "gh-dash-hooks", "client_id": "cid", "client_secret": "csecret",
+        "webhook_secret": "dash-webhook-secret", "csrf_token": csrf_token(form.text)})
+    assert made.status_code in (200, 303), made.text
+    page = http.get(system.url + "/dashboard/dev/integrations/gh-dash-hooks/edit").text
+    shown = re.search(r"Webhook URL to paste into the provider's app: <code>([^<]+)</code>", page).group(1)
+    assert shown == inbound_url(system, "github").rsplit("/", 1)[0] + "/gh-dash-hooks"
+    assert "dash-webhook-secret" not in page and "checked with the saved webhook secret" in page
+    raw = json.dumps({"marker": "from-dashboard"}).encode()
+    assert requests.post(shown, data=raw, headers={"Content-Type": "application/json",
+                                                   **hub("not-it", raw)}, timeout=10).status_code == 401
+    signed = requests.post(shown, data=raw, headers={"Content-Type": "application/json",
+                                                     **hub("dash-webhook-secret", raw)}, timeout=10)
+    assert signed.status_code == 200, signed.text
+    assert receiver.wait_for_match(with_marker("from-dashboard"))[0].body["providerConfigKey"] == "gh-dash-hooks"
