@@ -226,3 +226,5 @@ def test_the_dashboard_sets_the_webhook_secret_and_shows_the_webhook_url(system,
                                                      **hub("dash-webhook-secret", raw)}, timeout=10)
     assert signed.status_code == 200, signed.text
     assert receiver.wait_for_match(with_marker("from-dashboard"))[0].body["providerConfigKey"] == "gh-dash-hooks"
+    logs = http.get(system.url + "/dashboard/dev/logs", params={"integration": "gh-dash-hooks"}).text
+    assert logs.count("webhook.inbound") == 2 and ">forwarded<" in logs and ">refused_signature<" in logs
