@@ -1,7 +1,15 @@
-# One image for all four Authport processes. The default command runs the gateway; compose (or
+# One image for all five Authport processes. The default command runs the gateway; compose (or
 # any orchestrator) runs the others from the same image with `python -m services.store`,
-# `python -m services.auth` or `python -m services.proxy`.
-FROM python:3.11-slim
+# `python -m services.auth`, `python -m services.proxy` or `python -m services.dashboard`.
+# The base is pinned to an exact release (Python 3.11.11 on Debian 12); to pin it by digest too,
+# `docker pull` it and write `python:3.11.11-slim-bookworm@sha256:<digest>` (this repository's CI
+# has no Docker engine to read one).
+FROM python:3.11.11-slim-bookworm
+
+# pg_dump and pg_restore, for `authport admin backup|restore` against Postgres (docs/backup.md).
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends postgresql-client-15 \
+ && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -19,6 +27,7 @@ COPY pyproject.toml /build/pyproject.toml
 COPY common /build/common
 COPY gateway /build/gateway
 COPY services /build/services
+COPY authport /build/authport
 RUN pip install --no-deps /build && rm -rf /build
 
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin authport \

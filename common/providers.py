@@ -20,6 +20,26 @@ from common import webhook_signatures
 
 BUILTIN_PATH = Path(__file__).with_name("providers.yaml")
 
+# The auth modes Authport runs, and how a connection of each gets its credentials. An entry of
+# another mode (Nango's file has e.g. MCP_OAUTH2, INSTALL_PLUGIN) loads and is listed, but its
+# flows answer `invalid_auth_mode`.
+AUTH_MODES = {
+    "OAUTH2": "popup flow (/oauth/connect), refreshed with the refresh token",
+    "OAUTH1": "popup flow; calls signed HMAC-SHA1, PLAINTEXT or RSA-SHA1",
+    "OAUTH2_CC": "client credentials (/oauth2/auth), requested again before expiry",
+    "API_KEY": "captured (/api-auth/api-key), verified by proxy.verification",
+    "BASIC": "captured (/api-auth/basic), verified by proxy.verification",
+    "TBA": "captured (/auth/tba); calls signed HMAC-SHA256 with the account id as realm",
+    "NONE": "no credentials (/auth/unauthenticated)",
+    "JWT": "fields captured (/auth/jwt); Authport signs the JWT per `token`, again before expiry",
+    "TWO_STEP": "fields captured (/auth/two-step), exchanged at token_url, again before expiry",
+    "SIGNATURE": "username/password captured (/auth/signature); a WSSE token signed before expiry",
+    "BILL": "Bill.com login captured (/auth/bill); the session is renewed before it ends",
+    "AWS_SIGV4": "a role assumed through STS (/auth/aws-sigv4) or AWS keys imported; calls signed SigV4",
+    "APP": "integration credentials only (app id, private key); no connection flow yet",
+    "CUSTOM": "integration credentials only (app and OAuth client); no connection flow yet",
+}
+
 # The C loader parses Nango's ~27k-line file in well under a second; the pure-Python one does not.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from common.providers import BUILTIN_PATH, Catalogue, CatalogueError
+from common.providers import AUTH_MODES, BUILTIN_PATH, Catalogue, CatalogueError
 
 
 def write_catalogue(tmp_path, text: str, name: str = "providers.yaml"):
@@ -237,7 +237,12 @@ def test_builtin_has_enough_providers_and_no_duplicates(builtin, builtin_raw_nam
 def test_builtin_covers_the_required_providers_and_auth_modes(builtin):
     assert [name for name in REQUIRED if name not in builtin] == []
     modes = {entry["auth_mode"] for _, entry in builtin.all()}
-    assert {"OAUTH2", "OAUTH2_CC", "OAUTH1", "API_KEY", "BASIC"} <= modes
+    assert {"OAUTH2", "OAUTH2_CC", "OAUTH1", "API_KEY", "BASIC", "NONE", "JWT", "SIGNATURE", "TWO_STEP",
+            "BILL"} <= modes
+
+
+def test_every_builtin_entry_uses_a_mode_authport_runs(builtin):
+    assert {name: e["auth_mode"] for name, e in builtin.all() if e["auth_mode"] not in AUTH_MODES} == {}
 
 
 def test_builtin_has_google_aliases_with_their_own_base_url(builtin):
@@ -269,6 +274,9 @@ def test_every_oauth_entry_has_its_urls(builtin):
 
 def test_every_entry_has_a_base_url_display_name_and_docs(builtin):
     for name, entry in builtin.all():
+        if name == "unauthenticated":  # the generic NONE entry: its calls name their base URL
+            assert entry["auth_mode"] == "NONE" and "proxy" not in entry
+            continue
         base_url = entry.get("proxy", {}).get("base_url", "")
         assert base_url.startswith(("https://", "${connectionConfig.")), name
         assert entry.get("display_name"), name
@@ -285,7 +293,7 @@ def test_every_template_names_a_described_connection_config_field(builtin):
 
 def test_api_key_and_basic_entries_describe_their_credentials(builtin):
     for name, entry in builtin.all():
-        proxy = entry["proxy"]
+        proxy = entry.get("proxy", {})
         if entry["auth_mode"] == "API_KEY":
             assert "${apiKey}" in repr(proxy.get("headers", {})) + repr(proxy.get("query", {})), name
             assert "apiKey" in entry.get("credentials", {}), name
@@ -310,7 +318,7 @@ def test_schema_patterns_are_valid_regexes(builtin):
 
 def test_retry_headers_are_lists_of_header_names(builtin):
     for name, entry in builtin.all():
-        retry = entry["proxy"].get("retry", {})
+        retry = entry.get("proxy", {}).get("retry", {})
         for key in ("at", "after"):
             if key in retry:
                 assert isinstance(retry[key], list) and retry[key], name
