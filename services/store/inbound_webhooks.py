@@ -9,7 +9,8 @@ webhook accepted here is delivered even if auth is down or killed mid-way (at le
 
 Every accepted or refused webhook of a known integration is an operation record of kind
 `webhook.inbound` whose `detail.result` says what became of it: forwarded (queued for the
-customer's backend), refused_signature, no_webhook_url or forwarding_disabled. Records hold no
+customer's backend), refused_signature, no_webhook_url, forwarding_disabled or challenge_answered
+(a provider checking the URL, e.g. Slack's `url_verification`, answered with its challenge). Records hold no
 body and no secret.
 """
 
@@ -45,8 +46,14 @@ def receive(ctx: StoreContext, environment_uid: str, provider_config_key: str, r
     entry = ctx.catalogue.get(integration.provider) or {}
     verified = _check_signature(ctx, env, integration, entry, raw, headers)  # before the body is read
     payload = parse_payload(raw, content_type)
-    connection = _connection_of(env, integration, entry, payload)
     detail = {"provider": integration.provider, "verified": verified, "bytes": len(raw)}
+    challenge = _challenge(entry, payload)
+    if challenge is not None:  # the provider checking the URL (Slack's url_verification): answered, not relayed
+        with write_transaction(database):
+            operations.record(env.id, KIND, actor=ACTOR, provider_config_key=integration.unique_key,
+                              detail={**detail, "result": "challenge_answered"})
+        return challenge
+    connection = _connection_of(env, integration, entry, payload)
     with write_transaction(database):
         if not integration.forward_webhooks:
             result, outbox_id = "forwarding_disabled", None
@@ -98,6 +105,18 @@ def _check_signature(ctx: StoreContext, env, integration, entry: dict, raw: byte
                                       "result": "refused_signature"})
         raise ApiError(str(refused), code="invalid_signature", status=401) from None
     return True
+
+
+def _challenge(entry: dict, payload) -> dict | None:
+    """The catalogue's `webhook_challenge: {when: {key: value}, answer: key}`: a payload holding
+    every `when` pair is answered `{answer: payload[answer]}`."""
+    declared = entry.get("webhook_challenge")
+    if not isinstance(declared, dict) or not isinstance(payload, dict):
+        return None
+    if not all(payload.get(k) == v for k, v in (declared.get("when") or {}).items()):
+        return None
+    answer = declared.get("answer")
+    return {answer: payload[answer]} if answer in payload and isinstance(payload[answer], str) else None
 
 
 def _connection_of(env, integration, entry: dict, payload):

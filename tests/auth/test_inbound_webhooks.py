@@ -232,3 +232,13 @@ def test_the_dashboard_sets_the_webhook_secret_and_shows_the_webhook_url(system,
     assert receiver.wait_for_match(with_marker("from-dashboard"))[0].body["providerConfigKey"] == "gh-dash-hooks"
     logs = http.get(system.url + "/dashboard/dev/logs", params={"integration": "gh-dash-hooks"}).text
     assert logs.count("webhook.inbound") == 2 and ">forwarded<" in logs and ">refused_signature<" in logs
+
+
+def test_slacks_url_verification_is_answered_with_its_challenge_not_relayed(system, receiver):
+    challenge = "chal-" + secrets.token_hex(8)
+    raw = json.dumps({"type": "url_verification", "challenge": challenge, "token": "t"}).encode()
+    assert send(system, "slack", raw, slack(WEBHOOK_SECRET, raw, 1e9)).status_code == 401  # still signed
+    answer = send(system, "slack", raw, slack(WEBHOOK_SECRET, raw))
+    assert answer.status_code == 200 and answer.json() == {"challenge": challenge}
+    assert inbound_records(system, "slack")[0]["detail"]["result"] == "challenge_answered"
+    assert receiver.matching(lambda body: body.get("payload", {}).get("challenge") == challenge) == []
