@@ -11,6 +11,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/environment-variables", "store"),
     ("/environment", "store"),  # /environment/keys…, /environment/public-key/rotate (key lifecycle)
     ("/logs", "store"),  # log records (an Authport extension): GET /logs, /logs/:id, /logs/export
+    ("/webhook", "store"),  # provider webhooks (no key): checked, recorded and queued where the secrets are
     ("/connect", "auth"),  # connect sessions, the connect_link page
     ("/oauth", "auth"),  # the popup flow: /oauth/connect/:key, /oauth/callback
     ("/oauth2", "auth"),  # client credentials
