@@ -50,6 +50,8 @@ NEVER_BELOW_400 = {
     "GET /metrics": "answers only a caller with the internal secret (tests/test_metrics.py)",
     "POST /auth/tba/{providerConfigKey}": "needs a NetSuite-like account to verify against (test_tba_capture.py)",
     "POST /oauth2/auth/{providerConfigKey}": "needs a token endpoint granting client credentials (tests/auth)",
+    "POST /webhook/{environmentUuid}/{providerConfigKey}": "needs the environment's uuid, which no public route "
+    "shows (test_inbound_webhooks.py)",
     **{f"POST /auth/{mode}/{{providerConfigKey}}": "needs the provider's own token service (test_token_modes.py, "
        "test_aws_sigv4.py)" for mode in ("jwt", "app-store", "two-step", "signature", "bill", "aws-sigv4")},
 }
