@@ -9,7 +9,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/connection", "store"),
     ("/providers", "store"),
     ("/environment-variables", "store"),
-    ("/environment", "store"),  # /environment/keys…, /environment/public-key/rotate (key lifecycle)
+    ("/environment", "store"),  # /environment/keys…, /environment/api-keys, /environment/public-key/rotate
+    ("/environments", "store"),  # POST /environments, DELETE /environments/:id (a prod secret key only)
     ("/logs", "store"),  # log records (an Authport extension): GET /logs, /logs/:id, /logs/export
     ("/connect", "auth"),  # connect sessions, the connect_link page
     ("/oauth", "auth"),  # the popup flow: /oauth/connect/:key, /oauth/callback
