@@ -8,6 +8,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/connections", "store"),
     ("/connection", "store"),
     ("/providers", "store"),
+    ("/config", "store"),  # the legacy integration routes of older SDKs (0.42)
     ("/environment-variables", "store"),
     ("/environment", "store"),  # /environment/keys…, /environment/api-keys, /environment/public-key/rotate
     ("/environments", "store"),  # POST /environments, DELETE /environments/:id (a prod secret key only)

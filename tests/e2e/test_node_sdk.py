@@ -36,16 +36,15 @@ def sdk_dir() -> Path:
     return npm_install(SDK_SPEC)
 
 
-@pytest.fixture
-def sdk(system, sdk_dir):
-    """Run SDK steps against `system`; returns one result dict per step."""
+def driver(system, sdk_dir: Path, **keys: str):
+    """A runner of SDK steps against `system` (keys: dev, prod, unknown, malformed, and `keys`)."""
     node = shutil.which("node")
     assert node, "node is not on PATH"
 
     def run(*steps: dict) -> list[dict]:
         plan = {"host": system.url, "steps": list(steps),
                 "keys": {"dev": system.dev_key, "prod": system.prod_key, "unknown": str(uuid.uuid4()),
-                         "malformed": "not-a-uuid"}}
+                         "malformed": "not-a-uuid", **keys}}
         proc = subprocess.run([node, str(DRIVER), str(sdk_dir)], input=json.dumps(plan), capture_output=True,
                               text=True, timeout=60, check=False)
         lines = proc.stdout.splitlines()
@@ -54,6 +53,12 @@ def sdk(system, sdk_dir):
         return [json.loads(line) for line in lines]
 
     return run
+
+
+@pytest.fixture
+def sdk(system, sdk_dir):
+    """Run SDK steps against `system`; returns one result dict per step."""
+    return driver(system, sdk_dir)
 
 
 def call(method: str, *args, as_: str = "dev") -> dict:
@@ -331,3 +336,49 @@ def test_keys_and_environment_isolation(sdk):
     assert status == 400 and body["error"]["code"] == "unknown_provider_config"
     assert threw(results[8])[0] == 404
     assert returned(results[9]) == "gho_sdk_access", "prod's failed delete left dev's connection alone"
+
+
+LEGACY_SPEC = "@nangohq/node@0.42.22"
+
+
+def test_legacy_config_routes_through_the_0_42_sdk(system):
+    """0.42's integration methods call /config; they answer as /integrations does, on the same records."""
+    run = driver(system, npm_install(LEGACY_SPEC))
+    key = unique("legacy")
+    results = run(
+        call("createIntegration", "github", key, {"oauth_client_id": "cid", "oauth_client_secret": "csecret",
+                                                   "oauth_scopes": "repo,user"}),
+        call("getIntegration", key, True),
+        call("getIntegration", key),
+        call("updateIntegration", "github", key, {"oauth_client_id": "cid2", "oauth_client_secret": "s2"}),
+        call("http.get", f"/integrations/{key}?include=credentials"),
+        call("listIntegrations"),
+        call("createIntegration", "github", key),
+        call("http.post", "/integrations", {"unique_key": key, "provider": "github"}),
+        call("createIntegration", "not-a-provider", unique("nope")),
+        call("http.post", "/integrations", {"unique_key": unique("nope"), "provider": "not-a-provider"}),
+        call("createIntegration", "github", unique("bad"), {"client_id": "wrong field"}),
+        call("deleteIntegration", key),
+        call("getIntegration", key),
+        call("http.get", f"/integrations/{key}"),
+        call("http.get", "/config"),
+    )
+    assert returned(results[0]) == {"config": {"unique_key": key, "provider": "github"}}
+    config = returned(results[1])["config"]
+    assert (config["unique_key"], config["client_id"], config["client_secret"], config["scopes"]) == (
+        key, "cid", "csecret", "repo,user")
+    assert Z_TIME.match(config["created_at"])
+    assert returned(results[2]) == {"config": {"unique_key": key, "provider": "github", "syncs": [], "actions": []}}
+    assert returned(results[3]) == {"config": {"unique_key": key, "provider": "github"}}
+    status, body = returned(results[4])
+    assert status == 200 and body["data"]["credentials"]["client_id"] == "cid2"  # the same record
+    assert key in [c["unique_key"] for c in returned(results[5])["configs"]]
+    assert threw(results[6]) == threw(results[7])  # the same error as /integrations
+    assert threw(results[8]) == threw(results[9])
+    status, body = threw(results[10])
+    assert status == 400 and body["error"]["code"] == "invalid_body"
+    assert returned(results[11]) == (204, "")
+    assert threw(results[12]) == threw(results[13])
+    assert threw(results[12])[0] == 404
+    status, body = returned(results[14])
+    assert status == 200 and key not in [c["unique_key"] for c in body["configs"]]
