@@ -43,9 +43,11 @@ def unsupported(path: str, method: str) -> str | None:
     for prefix, area in UNSUPPORTED:
         if path == prefix or path.startswith(prefix + "/"):
             return area
-    segments = path.split("/")  # /integrations/<key>/functions[/…]
+    segments = path.split("/")  # /integrations/<key>/functions[/…], /providers/<name>/templates
     if len(segments) >= 4 and segments[1] == "integrations" and segments[3] == "functions":
         return "Functions"
+    if len(segments) == 4 and segments[1] == "providers" and segments[3] == "templates":
+        return "Templates"
     return None
 
 
