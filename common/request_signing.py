@@ -3,8 +3,10 @@ and an `Authorization: OAuth …` header signed with the integration's consumer 
 connection's token credentials. TBA (NetSuite token-based authentication) is the same protocol
 signed with HMAC-SHA256 and with a `realm`, the NetSuite account id, in the header.
 
-authlib supplies the primitives: the protocol parameters, the signature base string, the HMAC-SHA1
-and PLAINTEXT signatures and the header's rendering; HMAC-SHA256, which authlib lacks, is the same
+authlib supplies the primitives: the protocol parameters, the signature base string, the HMAC-SHA1,
+RSA-SHA1 and PLAINTEXT signatures and the header's rendering; for RSA-SHA1 (§3.4.3) the
+integration's client secret holds the consumer's RSA private key (PEM) and the token secret is
+not used; HMAC-SHA256, which authlib lacks, is the same
 keyed digest over the same base string. The parameters to sign are gathered here, not
 by `ClientAuth.sign`, which refuses plain-http URLs and query strings outside a narrow character set
 (`filter[name]=x`) that upstream APIs accept.
@@ -25,10 +27,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-from authlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT, ClientAuth
+from authlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT, SIGNATURE_RSA_SHA1, ClientAuth
 from authlib.oauth1.rfc5849.client_auth import generate_nonce, generate_timestamp
 from authlib.oauth1.rfc5849.parameters import prepare_headers
-from authlib.oauth1.rfc5849.signature import construct_base_string, hmac_sha1_signature, plaintext_signature
+from authlib.oauth1.rfc5849.signature import (
+    construct_base_string,
+    hmac_sha1_signature,
+    plaintext_signature,
+    rsa_sha1_signature,
+)
 from authlib.oauth1.rfc5849.util import escape
 
 from common.errors import ApiError
@@ -36,7 +43,7 @@ from common.errors import ApiError
 FORM = "application/x-www-form-urlencoded"
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9]+([_-][A-Za-z0-9]+)*$")  # also keeps the unescaped realm a plain token
 SIGNATURE_HMAC_SHA256 = "HMAC-SHA256"
-SIGNATURE_METHODS = {SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT}
+SIGNATURE_METHODS = {SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT, SIGNATURE_RSA_SHA1}
 
 
 def refused(message: str, code: str = "invalid_auth_mode") -> ApiError:
@@ -96,6 +103,8 @@ class OAuth1Signer:
             text = construct_base_string(method, url, params)
             if self.signature_method == SIGNATURE_HMAC_SHA256:
                 signature = hmac_sha256_signature(text, self.consumer_secret, self.token_secret)
+            elif self.signature_method == SIGNATURE_RSA_SHA1:
+                signature = rsa_sha1_signature(text, self.consumer_secret.replace("\\n", "\n"))
             else:
                 signature = hmac_sha1_signature(text, self.consumer_secret, self.token_secret)
         header = prepare_headers([*protocol, ("oauth_signature", signature)], realm=self.realm)
@@ -121,8 +130,22 @@ def oauth1_signer(connection: dict) -> OAuth1Signer:
     if not credentials.get("oauth_token") or not credentials.get("oauth_token_secret"):
         raise refused("The connection has no oauth_token and oauth_token_secret to sign OAuth 1.0a requests with",
                       code="invalid_credentials")
+    if method == SIGNATURE_RSA_SHA1 and not _is_rsa_private_key(str(consumer["consumer_secret"])):
+        raise refused("RSA-SHA1 signing needs the consumer's RSA private key (PEM) as the integration's client "
+                      "secret", code="missing_client_credentials")
     return OAuth1Signer(str(consumer["consumer_key"]), str(consumer["consumer_secret"]),
                         str(credentials["oauth_token"]), str(credentials["oauth_token_secret"]), method)
+
+
+def _is_rsa_private_key(text: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        return isinstance(load_pem_private_key(text.replace("\\n", "\n").encode(), password=None),
+                          rsa.RSAPrivateKey)
+    except (ValueError, TypeError):
+        return False
 
 
 def account_id_problem(provider: dict, connection_config: dict | None) -> str | None:

@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = base_app("authport.auth")
     outbound = Outbound.from_settings(settings)
     app.extensions["authport_auth"] = AuthContext(
-        settings=settings, catalogue=Catalogue.load(settings.PROVIDERS_FILE),
+        settings=settings, catalogue=Catalogue.configured(settings),
         store=FlowStore(settings.service_url("store"), settings.INTERNAL_API_KEY),
         outbound=outbound, webhooks=WebhookSender(outbound),
     )
@@ -35,11 +35,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         # An unread body makes the server close the connection, failing the gateway's next request on it.
         request.get_data(cache=True)
 
-    from services.auth import capture_views, connect_page, logo_views, oauth_views, refresh_views, session_views
+    from services.auth import (
+        capture_views,
+        connect_page,
+        logo_views,
+        mode_views,
+        oauth_views,
+        refresh_views,
+        session_views,
+    )
 
     app.register_blueprint(session_views.bp)
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(capture_views.bp)
+    app.register_blueprint(mode_views.bp)
     app.register_blueprint(refresh_views.bp)
     app.register_blueprint(connect_page.bp)
     app.register_blueprint(logo_views.bp)

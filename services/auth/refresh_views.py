@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError
-from services.auth import oauth2
+from services.auth import aws_sts, oauth2, token_modes
 from services.auth.context import ctx
 
 bp = Blueprint("refresh", __name__, url_prefix="/internal")
@@ -25,6 +25,10 @@ def refresh():
     if provider is None:
         raise external_error("The connection's provider is not in the catalogue")
     try:
+        if credentials.get("type") == "AWS_SIGV4":
+            return jsonify({"credentials": assume_again(provider, credentials, body)})
+        if credentials.get("type") in token_modes.MODES:
+            return jsonify({"credentials": renew_token(provider, credentials, body)})
         if credentials.get("type") == "OAUTH2_CC":
             return jsonify({"credentials": client_credentials(provider, credentials, body)})
         return jsonify({"credentials": refresh_oauth2(provider, credentials, body)})
@@ -68,3 +72,22 @@ def client_credentials(provider: dict, credentials: dict, body: dict) -> dict:
     fresh = {**{k: v for k, v in credentials.items() if k not in ("raw", "expires_at")}, "token": token, "raw": data}
     fresh["expires_at"] = oauth2.expiry(data, provider, default=oauth2.CC_DEFAULT_LIFETIME)
     return fresh
+
+
+def renew_token(provider: dict, credentials: dict, body: dict) -> dict:
+    """A new token made from the stored credentials (JWT, TWO_STEP, SIGNATURE, BILL)."""
+    mode = credentials["type"]
+    try:
+        return token_modes.make(ctx().outbound, provider, mode, token_modes.given_fields(credentials, mode),
+                                body.get("connection_config") or {})
+    except ApiError as exc:
+        raise external_error(exc.message or exc.code) from None
+
+
+def assume_again(provider: dict, credentials: dict, body: dict) -> dict:
+    """New temporary AWS keys for the connection's role."""
+    fields = {k: credentials[k] for k in ("role_arn", "region") if credentials.get(k)}
+    try:
+        return aws_sts.assume_role(ctx().outbound, provider, fields, body.get("client_id"), body.get("client_secret"))
+    except ApiError as exc:
+        raise external_error(exc.message or exc.code) from None

@@ -10,7 +10,7 @@ from services.dashboard.pages import done, render
 
 bp = Blueprint("integrations", __name__, url_prefix="/dashboard")
 SHOWN_MATCHES = 50
-OAUTH_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2"}
+OAUTH_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2", "AWS_SIGV4"}  # AWS_SIGV4: the AWS access key id and secret
 SECTIONS = ("integrations", "connections", "settings", "logs", "usage")
 
 

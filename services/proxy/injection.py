@@ -11,7 +11,8 @@ Templates fill `${accessToken}`, `${apiKey}`, `${credentials.…}` and `${connec
 two helpers: `${now}` (the current time, ISO 8601 UTC) and `${base64(…)}`, whose argument is itself
 a template (`Basic ${base64(${credentials.username}:${credentials.password})}`). A template with a
 value missing, at any depth, gives nothing. OAUTH1 and TBA connections get a signer
-(common/request_signing.py) that the caller applies to every attempt; AWS_SIGV4 is refused.
+(common/request_signing.py), AWS_SIGV4 ones an AWS Signature V4 signer (common/aws_sigv4.py),
+that the caller applies to every attempt.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
+from common import aws_sigv4
 from common import request_signing as signing
 from common.errors import ApiError
 from services.proxy.contract import ProxyCall
@@ -31,9 +33,8 @@ PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 CREDENTIAL_NAMES = re.compile(r"\$\{(accessToken|apiKey|credentials\.[^}]+)\}")
 PLAIN_VALUE = re.compile(r"^[A-Za-z0-9._~-]+$")
 BEARER_ACCESS_TOKEN = {"OAUTH2", "APP", "MCP_OAUTH2", "MCP_OAUTH2_GENERIC", "CUSTOM"}
-BEARER_TOKEN = {"OAUTH2_CC", "JWT", "SIGNATURE", "TWO_STEP", "BILL"}
-UNSIGNED = {"AWS_SIGV4"}
-SIGNERS = {"OAUTH1": signing.oauth1_signer, "TBA": signing.tba_signer}
+BEARER_TOKEN = {"OAUTH2_CC", "JWT", "SIGNATURE", "TWO_STEP"}
+SIGNERS = {"OAUTH1": signing.oauth1_signer, "TBA": signing.tba_signer, "AWS_SIGV4": aws_sigv4.sigv4_signer}
 BASE64_CALL = re.compile(r"base64\((.*)\)", re.S)
 USER_AGENT = "Authport-Proxy"
 
@@ -55,7 +56,7 @@ def unsupported(message: str, code: str = "unsupported_provider") -> ApiError:
 def _lookup(connection: dict, name: str) -> str | None:
     credentials = connection.get("credentials") or {}
     if name == "accessToken":
-        value = credentials.get("access_token") or credentials.get("token")
+        value = credentials.get("access_token") or credentials.get("token") or credentials.get("session_id")
     elif name == "apiKey":
         value = credentials.get("apiKey")
     elif name.startswith("connectionConfig."):
@@ -154,12 +155,12 @@ def auth_headers(mode: str, credentials: dict) -> dict[str, str]:
         return {"authorization": f"Bearer {credentials['access_token']}"}
     if mode in BEARER_TOKEN and credentials.get("token"):
         return {"authorization": f"Bearer {credentials['token']}"}
+    if mode == "BILL" and credentials.get("session_id"):
+        # Bill.com's Connect API: every call carries the login's session id and the developer key.
+        return {"sessionid": str(credentials["session_id"]), "devkey": str(credentials.get("dev_key") or "")}
     if mode == "BASIC":
         pair = f"{credentials.get('username') or ''}:{credentials.get('password') or ''}"
         return {"authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-    if mode in UNSIGNED:
-        raise unsupported(f"Proxied calls for {mode} connections (signed requests) are not supported yet",
-                          code="invalid_auth_mode")
     return {}
 
 
@@ -205,7 +206,10 @@ def build(connection: dict, call: ProxyCall, *, provider_fields: dict, override_
     signer = SIGNERS[mode](connection) if mode in SIGNERS else None
     extra, protected = provider_headers(connection)
     protected |= set(credential) | ({"authorization"} if signer else set())
-    headers = {"user-agent": USER_AGENT, **extra, **credential}
+    if mode == "AWS_SIGV4":
+        protected |= {"x-amz-date", "x-amz-content-sha256", "x-amz-security-token"}
+    # The catalogue's headers come last: `authorization: Ghost ${accessToken}` replaces the mode's Bearer.
+    headers = {"user-agent": USER_AGENT, **credential, **extra}
     for name, value in call.headers.items():
         if name.lower() in protected:
             raise ApiError(f"The header {name} is set from the connection's credentials and cannot be sent "

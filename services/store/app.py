@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not settings.INTERNAL_API_KEY:
         raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
     cipher = Cipher(settings.NANGO_ENCRYPTION_KEY, settings.NANGO_ENCRYPTION_KEYS_OLD)
-    catalogue = Catalogue.load(settings.PROVIDERS_FILE)
+    catalogue = Catalogue.configured(settings)
     db = prepare_database(settings, cipher)
 
     app = base_app("authport.store")

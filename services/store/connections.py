@@ -52,6 +52,8 @@ def build_credentials(given) -> tuple[dict, datetime | None]:
         data["expires_at"] = formatters.iso(expires_at)
     if given.type in ("OAUTH2", "OAUTH2_CC", "OAUTH1"):
         data["raw"] = raw if raw is not None else dict(data)
+    elif raw is not None:  # a token mode's exchange answer (TWO_STEP, BILL)
+        data["raw"] = raw
     return data, expires_at
 
 
@@ -175,6 +177,8 @@ def get_for_read(ctx: StoreContext, env_id: int, provider_config_key: str, conne
 
 def present_full(conn: Connection, integration: Integration, credentials: dict, *, include_refresh: bool,
                  suffix: str) -> dict:
+    if conn.credentials_type == "NONE":
+        credentials = {}  # Nango shows an unauthenticated connection's credentials as {}
     shown = credentials if include_refresh else formatters.strip_refresh_tokens(credentials)
     return formatters.connection_full(conn, integration.unique_key, integration.provider, shown, suffix)
 

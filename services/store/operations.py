@@ -115,7 +115,9 @@ def recent(environment_id: int | None = None, limit: int = 50) -> list[Operation
 CONNECTION_EVENTS = ("created", "updated", "deleted", "restored", "purged")
 # How a connection came to be: an import, or the flow that captured it (by credential type).
 CAPTURE_VIA = {"OAUTH2": "oauth2", "OAUTH1": "oauth1", "API_KEY": "api_key", "BASIC": "basic",
-               "OAUTH2_CC": "client_credentials", "TBA": "tba", "APP": "app", "CUSTOM": "custom"}
+               "OAUTH2_CC": "client_credentials", "TBA": "tba", "APP": "app", "CUSTOM": "custom",
+               "NONE": "unauthenticated", "JWT": "jwt", "TWO_STEP": "two_step", "SIGNATURE": "signature",
+               "BILL": "bill"}
 
 
 def record(environment_id: int, kind: str, *, actor: str, request_id: str | None = None,

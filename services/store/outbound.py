@@ -74,4 +74,7 @@ def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, 
     }
     if auth_mode in ("OAUTH1", "TBA"):
         answer["oauth1"] = oauth1_consumer(ctx, integration, provider)
+    if auth_mode == "AWS_SIGV4":  # the service and default region may be the integration's
+        config = Integration.get_by_id(integration.id).integration_config or {}
+        answer["integration_config"] = {k: config[k] for k in ("service", "defaultRegion") if k in config}
     return answer

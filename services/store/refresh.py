@@ -30,7 +30,12 @@ LOCK_WAIT = 20.0
 # A forced refresh is satisfied by one that succeeded this recently: callers that force together
 # (queued behind each other in the workers) share one call to the token endpoint.
 FORCE_SHARED = timedelta(seconds=5)
-REFRESHABLE = ("OAUTH2", "OAUTH2_CC")
+# Token modes: auth makes a token from the stored credentials (signs a JWT or a WSSE header, or
+# exchanges them at the provider), again before it expires.
+TOKEN_MODES = ("JWT", "TWO_STEP", "SIGNATURE", "BILL")
+# AWS_SIGV4: temporary keys from STS (a captured role ARN) are assumed again before they expire;
+# keys imported without an expiry are used as they are.
+REFRESHABLE = ("OAUTH2", "OAUTH2_CC", *TOKEN_MODES, "AWS_SIGV4")
 _clients: dict[str, RefreshClient] = {}
 
 
@@ -41,11 +46,29 @@ def _auth(ctx: StoreContext) -> RefreshClient:
     return _clients[url]
 
 
+def refresh_buffer(provider: dict | None) -> timedelta:
+    """How long before expiry a token is renewed: the provider's `token_expiration_buffer`, else 15
+    minutes, but at most a quarter of the lifetime of a token the catalogue makes short-lived
+    (`token.expires_in_ms`: a 5-minute JWT is not re-signed on every read)."""
+    buffer = (provider or {}).get("token_expiration_buffer")
+    if buffer:
+        return timedelta(seconds=int(buffer))
+    lifetime = ((provider or {}).get("token") or {}).get("expires_in_ms") if isinstance(
+        (provider or {}).get("token"), dict) else None
+    if isinstance(lifetime, (int, float)) and lifetime > 0:
+        return min(DEFAULT_BUFFER, timedelta(milliseconds=lifetime) / 4)
+    return DEFAULT_BUFFER
+
+
+def missing_token(conn: Connection, credentials: dict) -> bool:
+    """A token mode's connection imported without its token (or Bill session) yet."""
+    return conn.credentials_type in TOKEN_MODES and not (credentials.get("token") or credentials.get("session_id"))
+
+
 def expiring(conn: Connection, provider: dict | None) -> bool:
     if conn.expires_at is None:
         return False
-    buffer = (provider or {}).get("token_expiration_buffer")
-    return conn.expires_at - utcnow() < (timedelta(seconds=int(buffer)) if buffer else DEFAULT_BUFFER)
+    return conn.expires_at - utcnow() < refresh_buffer(provider)
 
 
 def seconds_fresh(conn: Connection, provider: dict | None) -> float | None:
@@ -53,8 +76,7 @@ def seconds_fresh(conn: Connection, provider: dict | None) -> float | None:
     until the token enters the provider's refresh buffer, when a read would refresh it."""
     if conn.credentials_type not in REFRESHABLE or conn.expires_at is None:
         return None
-    buffer = (provider or {}).get("token_expiration_buffer")
-    until = conn.expires_at - (timedelta(seconds=int(buffer)) if buffer else DEFAULT_BUFFER)
+    until = conn.expires_at - refresh_buffer(provider)
     return max(0.0, (until - utcnow()).total_seconds())
 
 
@@ -79,8 +101,10 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
             raise _refused(conn, integration, "invalid_credentials",
                            "A recent refresh attempt failed. Backing off before retrying.", 424,
                            reason="refresh_backoff")
-        if not expiring(conn, provider):
+        if not expiring(conn, provider) and not missing_token(conn, credentials):
             return conn, credentials
+    if conn.credentials_type == "AWS_SIGV4" and not credentials.get("role_arn"):
+        return conn, credentials  # imported keys: no role to assume again
     if conn.credentials_type == "OAUTH2" and not credentials.get("refresh_token"):
         return conn, credentials  # nothing to refresh with: the token is used as it is
     asked_at = utcnow()
@@ -90,7 +114,8 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
         fresh = credentials_of(ctx, current)
         since = asked_at - FORCE_SHARED if force else asked_at
         done_meanwhile = current.last_refresh_success is not None and current.last_refresh_success >= since
-        if not acquired or done_meanwhile or not (force or expiring(current, provider)):
+        if not acquired or done_meanwhile or not (force or expiring(current, provider)
+                                                  or missing_token(current, fresh)):
             return current, fresh
         return _refresh(ctx, current, integration, fresh)
 
@@ -102,7 +127,8 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
     try:
         new = _auth(ctx).refresh(provider=record.provider, credentials=credentials,
                                  connection_config=conn.connection_config or {}, client_id=record.client_id,
-                                 client_secret=secret, scopes=record.scopes)
+                                 client_secret=secret, scopes=record.scopes,
+                                 integration_config=record.integration_config or {})
     except ApiError as exc:
         counted = conn.last_refresh_failure is None or conn.last_refresh_failure.date() != now.date()
         conn.refresh_attempts += 1 if counted else 0

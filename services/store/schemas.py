@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from common.fields import ConnectionId, Organization, Short, UniqueKey, check_tags
 from common.fields import EndUser as BaseEndUser
@@ -134,8 +134,38 @@ class TbaImport(Strict):
     config_override: ClientOverride | None = None
 
 
+class NoneImport(Strict):
+    """An UNAUTHENTICATED provider's connection: no credentials (shown as `{}`)."""
+
+    type: Literal["NONE"]
+
+
+class TokenModeImport(Strict):
+    """JWT, TWO_STEP, SIGNATURE and BILL credentials: the catalogue declares the fields the end
+    user gives (checked by auth when it captures them), next to the token made from them."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["JWT", "TWO_STEP", "SIGNATURE", "BILL"]
+    token: Secret | None = None
+    expires_at: Timestamp | None = None
+    raw: JsonObject | None = None
+
+
+class AwsSigV4Import(Strict):
+    """AWS keys the proxy signs calls with (Signature V4); temporary ones carry a session token."""
+
+    type: Literal["AWS_SIGV4"]
+    access_key_id: Secret
+    secret_access_key: Secret
+    session_token: Secret | None = None
+    role_arn: Secret | None = None
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")] | None = None
+    expires_at: Timestamp | None = None
+
+
 ImportCredentials = Annotated[
-    OAuth2Import | OAuth2CCImport | OAuth1Import | ApiKeyImport | BasicImport | TbaImport,
+    OAuth2Import | OAuth2CCImport | OAuth1Import | ApiKeyImport | BasicImport | TbaImport | NoneImport
+    | TokenModeImport | AwsSigV4Import,
     Field(discriminator="type"),
 ]
 

@@ -24,6 +24,7 @@ from tests.auth.popup import Socket, run_popup
 from tests.auth.test_capture import public_key_of
 from tests.auth.test_connect_sessions import create_session, make_integration
 from tests.auth.test_oauth1 import oauth1_integration
+from tests.proxy.test_aws_sigv4 import ROLE, Sts, sts_integration
 from tests.support.system import ROOT, catalogue_system
 
 EXTRA = {
@@ -32,15 +33,43 @@ EXTRA = {
 }
 
 
+def token_modes(url: str) -> dict:
+    """One provider per token mode (the tokens come from the test OAuth server)."""
+    return {
+        "test-none": {"auth_mode": "NONE"},
+        "test-jwt": {"auth_mode": "JWT", "token": {"signing_key": "${credentials.secret}", "header": {"alg": "HS256"},
+                                                   "payload": {"iss": "${credentials.issuer}"}},
+                     "credentials": {"issuer": {"type": "string"}, "secret": {"type": "string"}}},
+        "test-two-step": {"auth_mode": "TWO_STEP", "token_url": f"{url}/two-step/token", "token_headers": {
+            "authorization": "Basic ${base64(${credentials.username}:${credentials.password})}"},
+            "token_response": {"token": "token"}},
+        "test-signature": {"auth_mode": "SIGNATURE", "signature": {"protocol": "WSSE"}},
+        "test-bill": {"auth_mode": "BILL", "token_url": f"{url}/bill/login"},
+    }
+
+
+@pytest.fixture(scope="module")
+def sts():
+    server = Sts()
+    yield server
+    server.server.shutdown()
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def system(request, tmp_path_factory, oauth_server, oauth1_server):
+def system(request, tmp_path_factory, oauth_server, oauth1_server, sts):
     catalogue = yaml.safe_load(CATALOGUE.format(url=oauth_server.url, port=oauth_server.port, url1=oauth1_server.url))
+    aws = {"test-aws-sts": {"auth_mode": "AWS_SIGV4", "token_url": sts.url + "/"}}
     with catalogue_system(tmp_path_factory.mktemp(f"public-{request.param}"), request.param,
-                          {**catalogue, **EXTRA}) as running:
+                          {**catalogue, **EXTRA, **token_modes(oauth_server.url), **aws}) as running:
         yield running
 
 
+_HMAC_KEYS: dict[int, str] = {}  # per system; the admin commands that may change it forget it
+
+
 def admin(system, *args: str) -> str:
+    if args[:1] == ("hmac",) and args[1:2] != ("show",):
+        _HMAC_KEYS.pop(id(system), None)
     done = subprocess.run([sys.executable, "-m", "services.store.admin", *args], cwd=ROOT, capture_output=True,
                           text=True, env={**os.environ, **system.env}, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -48,7 +77,9 @@ def admin(system, *args: str) -> str:
 
 
 def hmac_key(system) -> str:
-    return admin(system, "hmac", "show", "--env", "dev").splitlines()[0].rsplit(" ", 1)[1]
+    if id(system) not in _HMAC_KEYS:
+        _HMAC_KEYS[id(system)] = admin(system, "hmac", "show", "--env", "dev").splitlines()[0].rsplit(" ", 1)[1]
+    return _HMAC_KEYS[id(system)]
 
 
 def digest(key: str, provider_config_key: str, connection_id: str | None = None) -> str:
@@ -76,6 +107,8 @@ class Flow:
                 "type": "TBA", "client_id": "consumer", "client_secret": "consumer-secret"}})
             assert response.status_code == 200, response.text
             return key
+        if self.provider == "test-aws-sts":
+            return sts_integration(api)
         return make_integration(api, self.provider)
 
     def submit(self, system, key: str, oauth_server, **query) -> tuple[int, str]:
@@ -94,7 +127,9 @@ class Flow:
 
     def path(self, key: str) -> str:
         return {"api-key": "/api-auth/api-key/", "basic": "/api-auth/basic/", "client-credentials": "/oauth2/auth/",
-                "tba": "/auth/tba/"}[self.name] + key
+                "tba": "/auth/tba/", "unauthenticated": "/auth/unauthenticated/", "jwt": "/auth/jwt/",
+                "two-step": "/auth/two-step/", "signature": "/auth/signature/", "bill": "/auth/bill/",
+                "aws-sigv4": "/auth/aws-sigv4/"}[self.name] + key
 
 
 def cc_body(oauth_server) -> dict:
@@ -110,6 +145,23 @@ FLOWS = [
                                            "client_secret": "victim-secret"}, cc_body),
     Flow("tba", "test-tba", {"type": "TBA", "token_id": "victim-id", "token_secret": "victim-secret"},
          {"token_id": "attacker-id", "token_secret": "attacker-secret"}, params={"accountId": "1234567"}),
+    Flow("unauthenticated", "test-none", {"type": "NONE"}, None),
+    Flow("jwt", "test-jwt", {"type": "JWT", "issuer": "victim", "secret": "victim-secret", "token": "victim-jwt",
+                             "expires_at": "2099-01-01T00:00:00Z"},
+         {"issuer": "attacker", "secret": "attacker-secret"}),
+    Flow("two-step", "test-two-step", {"type": "TWO_STEP", "username": "victim", "password": "victim-pw",
+                                       "token": "victim-token", "expires_at": "2099-01-01T00:00:00Z"},
+         {"type": "TWO_STEP", "username": "attacker", "password": "attacker-pw"}),
+    Flow("signature", "test-signature", {"type": "SIGNATURE", "username": "victim", "password": "victim-pw",
+                                         "token": "victim-wsse", "expires_at": "2099-01-01T00:00:00Z"},
+         {"type": "SIGNATURE", "username": "attacker", "password": "attacker-pw"}),
+    Flow("bill", "test-bill", {"type": "BILL", "username": "victim", "password": "victim-pw",
+                               "organization_id": "org-1", "dev_key": "dev-key-1", "session_id": "victim-session",
+                               "expires_at": "2099-01-01T00:00:00Z"},
+         {"username": "attacker", "password": "attacker-pw", "organization_id": "org-1", "dev_key": "dev-key-1"}),
+    Flow("aws-sigv4", "test-aws-sts", {"type": "AWS_SIGV4", "role_arn": ROLE, "access_key_id": "victim",
+                                       "secret_access_key": "victim-secret", "expires_at": "2099-01-01T00:00:00Z"},
+         {"role_arn": ROLE}),
     Flow("oauth2", "test-oauth", {"type": "OAUTH2", "access_token": "victim-token"}, popup=True),
     Flow("oauth1", "test-oauth1", {"type": "OAUTH1", "oauth_token": "victim-token",
                                    "oauth_token_secret": "victim-secret"}, popup=True),
@@ -168,7 +220,7 @@ def test_the_backends_hmac_lets_a_public_key_flow_replace_it(system, oauth_serve
 def test_oauth_popup_with_hmac_replaces_and_a_connection_made_meanwhile_is_not_replaced(system, oauth_server,
                                                                                         oauth1_server):
     api = gateway(system)
-    flow = FLOWS[4]
+    flow = next(f for f in FLOWS if f.name == "oauth2")
     key = flow.integration(api, oauth_server, oauth1_server)
     victim = existing_connection(api, key, flow)
     public = public_key_of(system)
@@ -235,7 +287,7 @@ def test_hmac_enabled_requires_it_on_every_public_key_flow(system, oauth_server,
         assert flow.submit(system, key, oauth_server, public_key=public, hmac=digest(secret, key)) == (200, "")
         assert flow.submit(system, key, oauth_server, public_key=public, connection_id="x1",
                            hmac=digest(secret, key, "x1")) == (200, "")
-        popup = FLOWS[4]
+        popup = next(f for f in FLOWS if f.name == "oauth2")
         okey = popup.integration(api, oauth_server, oauth1_server)
         assert popup.submit(system, okey, oauth_server, public_key=public) == (400, "missing_hmac")
         # A connect session token is the backend's own proof: no hmac needed.

@@ -66,10 +66,10 @@ def test_endpoints_that_could_leave_the_base_url_are_refused(endpoint):
 
 
 @pytest.mark.parametrize("mode", ["AWS_SIGV4"])
-def test_signed_modes_without_a_signer_are_refused_rather_than_sent_unsigned(mode):
+def test_signed_modes_without_what_signing_needs_are_refused_rather_than_sent_unsigned(mode):
     with pytest.raises(ApiError) as refused:
         build(connection(mode, credentials={"token": "t"}), call())
-    assert refused.value.code == "invalid_auth_mode"
+    assert refused.value.code == "invalid_credentials"
 
 
 def test_oauth1_without_what_signing_needs_is_refused_rather_than_sent_unsigned():

@@ -15,6 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from common.request_signing import OAuth1Signer
 from tests.proxy.builders import error, gateway, proxied, unique
@@ -57,8 +60,16 @@ def signed_params(method: str, target: str, headers: dict[str, str], body: bytes
 
 
 def verify(method, target, headers, body, consumer_secret, token_secret) -> bool:
+    """HMAC-SHA1 with the secrets, or RSA-SHA1 (§3.4.3) when `consumer_secret` is an RSA public key."""
     oauth = oauth_header(headers["authorization"])
     text = base_string(method, "http", headers["host"], target, signed_params(method, target, headers, body))
+    if isinstance(consumer_secret, rsa.RSAPublicKey):
+        try:
+            consumer_secret.verify(base64.b64decode(oauth["oauth_signature"]), text.encode(), padding.PKCS1v15(),
+                                   hashes.SHA1())  # noqa: S303 - RSA-SHA1 is what the RFC names
+        except InvalidSignature:
+            return False
+        return True
     return hmac.compare_digest(hmac_sha1(text, consumer_secret, token_secret), oauth["oauth_signature"])
 
 
@@ -133,8 +144,9 @@ class SignedApi:
         fresh = abs(time.time() - int(oauth.get("oauth_timestamp") or 0)) < 300
         with self.lock:
             replayed = any(r["oauth"].get("oauth_nonce") == oauth.get("oauth_nonce") for r in self.received)
+            method_expected = "RSA-SHA1" if isinstance(consumer_secret, rsa.RSAPublicKey) else "HMAC-SHA1"
             valid = (None not in (consumer_secret, token_secret) and fresh and not replayed
-                     and oauth.get("oauth_signature_method") == "HMAC-SHA1"
+                     and oauth.get("oauth_signature_method") == method_expected
                      and verify(method, target, headers, body, consumer_secret, token_secret))
             self.received.append({"method": method, "target": target, "headers": headers, "body": body,
                                   "oauth": oauth, "valid": valid})
@@ -163,6 +175,7 @@ def system(request, tmp_path_factory, signed_api):
         "authorization_url": signed_api.url + "/authorize", "token_url": signed_api.url + "/access_token",
         "signature_method": "HMAC-SHA1",
         "proxy": {"base_url": signed_api.url + "/api", "query": {"format": "json"}}}}
+    catalogue["rsa-api"] = {**catalogue["signed-api"], "signature_method": "RSA-SHA1"}
     with catalogue_system(tmp_dir, request.param, catalogue, PROXY_RETRY_BACKOFF="0.2",
                           PROXY_MAX_REPLAY_BYTES="4K") as running:
         yield running
@@ -283,3 +296,31 @@ def test_no_secret_reaches_the_logs(api, signed_api, signed, system):
     logs = "\n".join(p.read_text(errors="replace") for p in system.log_dir.glob("*.log"))
     consumer_secret, token_secret = secrets_of(signed_api, signed_api.last())
     assert consumer_secret not in logs and token_secret not in logs
+
+
+def test_rsa_sha1_calls_are_signed_with_the_consumers_private_key(api, signed_api):
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    consumer_key, token = unique("rsa-ck"), unique("rsa-tok")
+    signed_api.consumers[consumer_key] = private.public_key()
+    signed_api.tokens[token] = "unused-by-rsa"
+    keys = {}
+    for name, secret in (("good", pem), ("not-rsa", "a-shared-secret")):
+        keys[name] = unique("rsa")
+        assert api.post("/integrations", json={"unique_key": keys[name], "provider": "rsa-api", "credentials": {
+            "type": "OAUTH1", "client_id": consumer_key, "client_secret": secret}}).status_code == 200
+        imported = api.post("/connections", json={"provider_config_key": keys[name], "connection_id": "c1",
+                                                  "credentials": {"type": "OAUTH1", "oauth_token": token,
+                                                                  "oauth_token_secret": "unused-by-rsa"}})
+        assert imported.status_code == 201, imported.text
+    response = proxied(api, "POST", "/cards?q=a%20b", keys["good"], "c1", data=b"name=x&pos=top",
+                       headers={"Content-Type": FORM})
+    assert response.status_code == 200, response.text
+    got = signed_api.last()
+    assert got["valid"] and got["oauth"]["oauth_signature_method"] == "RSA-SHA1"
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    assert not verify(got["method"], got["target"], got["headers"], got["body"], other, "")
+    assert not verify(got["method"], got["target"], got["headers"], b"name=x&pos=bottom", private.public_key(), "")
+    refused = proxied(api, "GET", "/cards", keys["not-rsa"], "c1")
+    assert (refused.status_code, error(refused)["code"]) == (400, "missing_client_credentials")

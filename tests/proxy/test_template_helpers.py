@@ -101,7 +101,7 @@ def test_the_caller_cannot_replace_a_header_built_with_base64():
 
 
 @pytest.mark.parametrize("mode", ["AWS_SIGV4"])
-def test_other_signed_modes_remain_refused(mode):
+def test_signed_modes_without_their_keys_are_refused(mode):
     with pytest.raises(ApiError) as refused:
         build(mode, {"token": "t"})
-    assert refused.value.code == "invalid_auth_mode" and refused.value.status == 400
+    assert refused.value.code == "invalid_credentials" and refused.value.status == 400

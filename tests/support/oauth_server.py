@@ -8,6 +8,10 @@ served on 127.0.0.1 by werkzeug in a thread.
   challenge was sent), client credentials, and refresh tokens that rotate on each use
   (`rotate_refresh_tokens = False`: none is sent back); `token_delay` slows it down.
 - `GET /verify`: 200 for a known API key (`Authorization: Bearer <key>`) or basic user, else 401.
+- `POST /two-step/token` (a TWO_STEP provider, Jamf-like): a known basic user gets
+  `{token, expires}` (ISO, `two_step_lifetime` seconds from now), anyone else 401.
+- `POST /bill/login` (Bill.com-like): JSON `{username, password, organizationId, devKey}` of a
+  known basic user, with `bill_org` and `bill_dev_key`, gets `{sessionId, userId}`, else 400.
 Every token it issues starts with `canary-`, so a test can look for them in logs.
 """
 
@@ -126,6 +130,10 @@ class OAuthServer:
         self.issued_codes: list[str] = []
         self.rotate_refresh_tokens = True  # False: refreshes answer without a new refresh token
         self.token_delay = 0.0  # seconds the token endpoint waits before answering
+        self.two_step_lifetime = 3600
+        self.two_step_tokens: list[str] = []
+        self.bill_org, self.bill_dev_key = "org-1", "dev-key-1"
+        self.bill_sessions: list[str] = []
         self.lock = threading.Lock()
         self.app = self._build(expires_in)
         self._server = None
@@ -242,6 +250,27 @@ class OAuthServer:
             if known_key or known_user:
                 return jsonify({"ok": True})
             return jsonify({"error": "unauthorized"}), 401
+
+        @app.post("/two-step/token")
+        def two_step_token():
+            auth = request.authorization
+            if auth is None or self.basic_users.get(auth.username or "") != auth.password:
+                return jsonify({"error": "unauthorized"}), 401
+            token = "canary-2s-" + secrets.token_hex(8)
+            self.two_step_tokens.append(token)
+            expires = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + self.two_step_lifetime))
+            return jsonify({"token": token, "expires": expires})
+
+        @app.post("/bill/login")
+        def bill_login():
+            body = request.get_json(silent=True) or {}
+            known = self.basic_users.get(body.get("username") or "") == body.get("password") and (
+                body.get("organizationId") == self.bill_org and body.get("devKey") == self.bill_dev_key)
+            if not known:
+                return jsonify({"response_status": 1, "message": "Invalid login"}), 400
+            session = "canary-bill-" + secrets.token_hex(8)
+            self.bill_sessions.append(session)
+            return jsonify({"sessionId": session, "userId": "user-1", "organizationId": self.bill_org})
 
     def start(self) -> OAuthServer:
         self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
