@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from common import webhook_signatures
+
 BUILTIN_PATH = Path(__file__).with_name("providers.yaml")
 
 # The auth modes Authport runs, and how a connection of each gets its credentials. An entry of
@@ -241,6 +243,10 @@ def _resolve_all(raw: dict[str, dict], origins: dict[str, str]) -> dict[str, dic
     for name, entry in resolved.items():
         if "auth_mode" not in entry:
             raise _fail(origins[name], f"provider '{name}' has no auth_mode")
+        if "webhook_signature" in entry:
+            problem = webhook_signatures.check(entry["webhook_signature"])
+            if problem:
+                raise _fail(origins[name], f"provider '{name}': {problem}")
     return resolved
 
 

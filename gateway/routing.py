@@ -13,6 +13,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/environment", "store"),  # /environment/keys…, /environment/api-keys, /environment/public-key/rotate
     ("/environments", "store"),  # POST /environments, DELETE /environments/:id (a prod secret key only)
     ("/logs", "store"),  # log records (an Authport extension): GET /logs, /logs/:id, /logs/export
+    ("/webhook", "store"),  # provider webhooks (no key): checked, recorded and queued where the secrets are
     ("/connect", "auth"),  # connect sessions, the connect_link page
     ("/oauth", "auth"),  # the popup flow: /oauth/connect/:key, /oauth/callback
     ("/oauth2", "auth"),  # client credentials

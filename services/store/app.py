@@ -129,6 +129,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from services.store import webhook_views
 
     app.register_blueprint(webhook_views.bp)
+    from services.store import inbound_views
+
+    app.register_blueprint(inbound_views.bp)
     from services.store import actors, lifecycle_views, log_views
 
     app.register_blueprint(lifecycle_views.bp)
