@@ -116,10 +116,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             return {"database": f"error: {type(exc).__name__}"}
 
     install_health(app, ready)
-    from services.store import internal_views, key_views, views
+    from services.store import environment_views, internal_views, key_views, legacy_config_views, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(key_views.bp)
+    app.register_blueprint(environment_views.bp)
+    app.register_blueprint(legacy_config_views.bp)
     app.register_blueprint(internal_views.bp)
     from services.store import flow_views
 
