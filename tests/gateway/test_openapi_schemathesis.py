@@ -29,7 +29,7 @@ KEY, CONN, NAMED_KEY = "loop", "conn-1", "ops"
 # The operator's pages are HTML behind Basic auth and CSRF; the browser tests drive them.
 SKIPPED_TAGS = {"Dashboard"}
 LAST = ("revokeApiKey", "deleteConnection", "restoreConnection", "deleteConnectionLegacy", "purgeConnection",
-        "purgeEndUser", "deleteConnectSession", "deleteIntegration")
+        "purgeEndUser", "deleteConnectSession", "legacyDeleteConfig", "deleteIntegration")
 KEEP_DELETED = {"deleteConnection"}  # the seed is restored after it only once restoreConnection has run
 IMPORT = {"provider_config_key": KEY, "connection_id": CONN, "credentials": {"type": "API_KEY", "apiKey": "k-2"}}
 METADATA = {"connection_id": CONN, "provider_config_key": KEY, "metadata": {"b": 2}}
@@ -40,6 +40,8 @@ SEEDED_BODIES = {
     "setMetadataLegacy": METADATA, "updateMetadataLegacy": METADATA,
     "createConnectSession": {"end_user": {"id": "user-2"}},
     "createReconnectSession": {"connection_id": CONN, "integration_id": KEY},
+    "legacyCreateConfig": {"provider": "loopapi", "provider_config_key": "config-made"},
+    "legacyUpdateConfig": {"provider": "loopapi", "provider_config_key": KEY},
     "setWebhook": {"url": None}, "unauthenticatedConnection": {},
     "apiKeyCapture": {"apiKey": "k-3"}, "basicCapture": {"username": "u", "password": "p"},
 }
@@ -50,6 +52,9 @@ NEVER_BELOW_400 = {
     "GET /metrics": "answers only a caller with the internal secret (tests/test_metrics.py)",
     "POST /auth/tba/{providerConfigKey}": "needs a NetSuite-like account to verify against (test_tba_capture.py)",
     "POST /oauth2/auth/{providerConfigKey}": "needs a token endpoint granting client credentials (tests/auth)",
+    **{f"{op} {path}": "needs the prod environment's secret key (test_key_lifecycle.py)" for op, path in (
+        ("POST", "/environments"), ("DELETE", "/environments/{id}"), ("POST", "/environment/api-keys"),
+        ("DELETE", "/environment/api-keys"))},
     "POST /webhook/{environmentUuid}/{providerConfigKey}": "needs the environment's uuid, which no public route "
     "shows (test_inbound_webhooks.py)",
     **{f"POST /auth/{mode}/{{providerConfigKey}}": "needs the provider's own token service (test_token_modes.py, "
