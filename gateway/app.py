@@ -11,7 +11,7 @@ from common.httpapp import base_app, error_response, install_health
 from common.internal import ServiceClient, StoreClient
 from common.settings import Settings, load_settings
 from common.startup import StartupError
-from gateway import forwarding, root_page, routing, websockets
+from gateway import forwarding, openapi, root_page, routing, websockets
 from gateway.admission import Admission
 from gateway.fastpath import ProxyFastPath
 from gateway.keycache import KeyCache
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     hub = websockets.Hub(settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)
     websockets.install(app, hub, settings.NANGO_SERVER_WEBSOCKETS_PATH)
     root_page.install(app, settings.server_url)
+    openapi.install(app)  # its own rule: the catch-all below (and the proxy fast path) never see it
     install_body_limit(app)
 
     @app.get("/health")

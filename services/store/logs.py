@@ -126,18 +126,26 @@ def page(env_id: int, q: LogQuery) -> tuple[list[Operation], str | None]:
     return rows, None
 
 
+MAX_ID = 2**63 - 1  # the widest id either database stores; a larger one names no record (and would not bind)
+
+
 def one(env_id: int, record_id: int) -> Operation:
-    record = Operation.get_or_none((Operation.id == record_id) & (Operation.environment == env_id))
+    record = None if record_id > MAX_ID else Operation.get_or_none(
+        (Operation.id == record_id) & (Operation.environment == env_id))
     if record is None:
         raise NotFound("Log record not found", code="unknown_log_record")
     return record
 
 
 def export(env_id: int, q: ExportQuery) -> Iterator[Operation]:
-    """Every matching record, oldest first, read EXPORT_CHUNK at a time (keyset, short queries)."""
+    """Every matching record, oldest first, read EXPORT_CHUNK at a time (keyset, short queries).
+
+    The filters are checked here, before the answer starts: a bad one is a 400, not a broken stream."""
     where = _where(env_id, q)
-    if where is None:
-        return
+    return iter(()) if where is None else _export_rows(where)
+
+
+def _export_rows(where) -> Iterator[Operation]:
     after = None
     while True:
         condition = where if after is None else where & (Tuple(Operation.created_at, Operation.id) > Tuple(*after))
