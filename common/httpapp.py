@@ -10,8 +10,9 @@ from collections.abc import Callable
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from common import wsgi
 from common.errors import ApiError
-from common.identity import INTERNAL_KEY_HEADER, Identity
+from common.identity import Identity
 from common.version import VERSION
 
 log = logging.getLogger("authport")
@@ -70,7 +71,6 @@ def install_errors(app: Flask) -> None:
 def require_internal_key(app: Flask, internal_key: str,
                          open_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")) -> None:
     """Refuse every request that does not carry the internal secret (constant-time check)."""
-    expected = internal_key.encode()
     app.extensions["authport_internal_key"] = internal_key  # /readyz shows its details to holders only
 
     @app.before_request
@@ -78,8 +78,7 @@ def require_internal_key(app: Flask, internal_key: str,
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         if request.path in open_paths:
             return None
-        given = request.headers.get(INTERNAL_KEY_HEADER, "").encode()
-        if not hmac.compare_digest(given, expected):
+        if not wsgi.carries_internal_key(request.environ, internal_key):
             raise ApiError("This service only accepts requests from Authport itself.", code="forbidden",
                            status=403)
         g.identity = Identity.from_headers(request.headers)
@@ -115,7 +114,7 @@ def install_health(app: Flask, ready_check: Callable[[], dict[str, str]], intern
     def _readyz():
         checks = ready_check()
         ok = all(state == "ok" for state in checks.values())
-        if _carries_internal_key(internal_key or app.extensions.get("authport_internal_key")):
+        if carries_internal_key(internal_key or app.extensions.get("authport_internal_key")):
             return jsonify({"status": "ready" if ok else "unavailable", "checks": checks, "version": VERSION}), (
                 200 if ok else 503)
         if ok:
@@ -124,12 +123,9 @@ def install_health(app: Flask, ready_check: Callable[[], dict[str, str]], intern
                                        status=503))
 
 
-def _carries_internal_key(expected: str | None) -> bool:
-    if not expected:
-        return False
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    given = request.headers.get(INTERNAL_KEY_HEADER) or (token.strip() if scheme.lower() == "bearer" else "")
-    return hmac.compare_digest(given.encode(), expected.encode())
+def carries_internal_key(expected: str | None) -> bool:
+    """Whether this request holds the internal secret, in INTERNAL_KEY_HEADER or as `Authorization: Bearer`."""
+    return wsgi.carries_internal_key(request.environ, expected, bearer=True)
 
 
 def quiet_request_lines() -> None:
