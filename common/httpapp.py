@@ -11,7 +11,7 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from common import wsgi
-from common.errors import ApiError
+from common.errors import ApiError, Forbidden, Unauthorized, Unavailable
 from common.identity import Identity
 from common.version import VERSION
 
@@ -33,7 +33,7 @@ HTTP_CODES = {
 def error_response(error: ApiError):
     response = jsonify(error.body())
     response.status_code = error.status
-    response.headers.update(getattr(error, "headers", None) or {})
+    response.headers.update(error.headers)
     return response
 
 
@@ -79,8 +79,7 @@ def require_internal_key(app: Flask, internal_key: str,
         if request.path in open_paths:
             return None
         if not wsgi.carries_internal_key(request.environ, internal_key):
-            raise ApiError("This service only accepts requests from Authport itself.", code="forbidden",
-                           status=403)
+            raise Forbidden("This service only accepts requests from Authport itself.")
         g.identity = Identity.from_headers(request.headers)
         return None
 
@@ -88,7 +87,7 @@ def require_internal_key(app: Flask, internal_key: str,
 def current_identity() -> Identity:
     identity = getattr(g, "identity", None)
     if identity is None:
-        raise ApiError("The request carries no resolved identity.", code="unauthorized", status=401)
+        raise Unauthorized("The request carries no resolved identity.")
     return identity
 
 
@@ -119,8 +118,7 @@ def install_health(app: Flask, ready_check: Callable[[], dict[str, str]], intern
                 200 if ok else 503)
         if ok:
             return jsonify({"status": "ready"})
-        return error_response(ApiError("Not ready: a dependency does not answer.", code="service_unavailable",
-                                       status=503))
+        return error_response(Unavailable("Not ready: a dependency does not answer."))
 
 
 def carries_internal_key(expected: str | None) -> bool:

@@ -69,6 +69,6 @@ def error_answer(start_response, error: ApiError, extra_headers=()) -> list[byte
     """`{"error": {...}}` with the error's status and headers, as `common.httpapp.error_response`."""
     payload = json.dumps(error.body(), separators=(",", ":")).encode() + b"\n"
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *extra_headers,
-               *(getattr(error, "headers", None) or {}).items()]
+               *error.headers.items()]
     start_response(status_line(error.status), headers)
     return [payload]

@@ -12,13 +12,13 @@ from __future__ import annotations
 from werkzeug.datastructures import EnvironHeaders
 
 from common.credential_versions import VERSIONS_HEADER, decode_versions
-from common.errors import ApiError
-from common.identity import Identity
+from common.errors import ApiError, Forbidden, MethodNotAllowed, Unauthorized
+from common.identity import Identity, require_secret
 from common.wsgi import METHODS, carries_internal_key, error_answer, raw_target, status_line, unexpected
 from services.proxy import contract
 from services.proxy.calls import Body, ProxyCalls
 
-FORBIDDEN = ApiError("This service only accepts requests from Authport itself.", code="forbidden", status=403)
+FORBIDDEN = Forbidden("This service only accepts requests from Authport itself.")
 _VERSIONS = "HTTP_" + VERSIONS_HEADER.upper().replace("-", "_")
 
 
@@ -64,16 +64,13 @@ class ProxyPassage:
         if not carries_internal_key(environ, self.internal_key):
             raise FORBIDDEN
         if environ["REQUEST_METHOD"] not in METHODS:
-            error = ApiError(f"Method {environ['REQUEST_METHOD']} not allowed on this route", code="method_not_allowed",
-                             status=405)
-            error.headers = {"Allow": ", ".join(sorted(METHODS))}
-            raise error
+            raise MethodNotAllowed(f"Method {environ['REQUEST_METHOD']} not allowed on this route",
+                                   headers={"Allow": ", ".join(sorted(METHODS))})
         headers = EnvironHeaders(environ)
         identity = Identity.from_headers(headers)
         if identity is None:
-            raise ApiError("The request carries no resolved identity.", code="unauthorized", status=401)
-        if identity.key_kind != "secret":
-            raise ApiError("Proxied calls need the environment's secret key.", code="forbidden", status=403)
+            raise Unauthorized("The request carries no resolved identity.")
+        require_secret(identity, "Proxied calls need the environment's secret key.")
         endpoint, query = proxy_target(environ)
         call = contract.parse(headers, endpoint, query, max_retries=self.max_retries)
         answer = self.calls.run(identity, call, environ["REQUEST_METHOD"], request_body(environ, self.max_replay),

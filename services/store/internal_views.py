@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError
 from common.httpapp import current_identity
+from common.identity import require_secret
 from common.validation import json_body, validate
 from services.store import keys, operations, outbound, usage
 from services.store.context import ctx
@@ -37,8 +38,7 @@ def connection_credentials():
     if not key or not connection_id:
         raise ApiError("provider_config_key and connection_id are required", code="invalid_query_params")
     identity = current_identity()
-    if identity.key_kind != "secret":
-        raise ApiError("Proxied calls need the environment's secret key.", code="forbidden", status=403)
+    require_secret(identity, "Proxied calls need the environment's secret key.")
     found = outbound.for_outbound_call(ctx(), identity.environment_id, key, connection_id,
                                        force_refresh=request.args.get("force_refresh") == "true")
     return jsonify({"connection": found})
