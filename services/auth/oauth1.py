@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from authlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT, ClientAuth
 
 from services.auth import oauth2, templates
-from services.auth.outbound import Answer, Outbound
+from services.auth.provider_calls import Answer, Outbound
 
 SIGNATURE_METHODS = {SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT}
 FORM = "application/x-www-form-urlencoded"

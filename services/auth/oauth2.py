@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from common import timestamps
 from common.errors import ApiError
 from services.auth import templates
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 
 UNDEFINED = "undefined"  # authorization_params[x]=undefined removes x
 CC_DEFAULT_LIFETIME = timedelta(minutes=55)
