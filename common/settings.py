@@ -107,6 +107,13 @@ def to_str(raw: str) -> str:
     return raw.strip()
 
 
+def to_providers_file_mode(raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in ("extend", "replace"):
+        raise ValueError("expected extend or replace")
+    return mode
+
+
 def to_plan(raw: str) -> str:
     plan = raw.strip().lower()
     if plan not in ("free", "starter", "growth", "enterprise"):
@@ -262,7 +269,10 @@ VARIABLES: tuple[Var, ...] = (
     Var("DASHBOARD_URL", to_url, None,
         "How the gateway reaches the dashboard (default http://127.0.0.1:DASHBOARD_PORT)."),
     Var("DATA_DIR", to_str, "./data", "Where the local SQLite database lives."),
-    Var("PROVIDERS_FILE", to_str, None, "A Nango-format providers.yaml to use instead of the built-in catalogue."),
+    Var("PROVIDERS_FILE", to_str, None,
+        "A Nango-format providers.yaml that extends the built-in catalogue (same names replace built-in entries)."),
+    Var("PROVIDERS_FILE_MODE", to_providers_file_mode, "extend",
+        "extend: PROVIDERS_FILE adds to the built-in catalogue; replace: PROVIDERS_FILE is the whole catalogue."),
     Var("DEFAULT_PLAN", to_plan, "free", "Plan of the default account: free, starter, growth or enterprise."),
     Var("RATE_LIMIT_FAIL_OPEN", to_bool, True,
         "When Redis is unreachable: true lets requests through unlimited, false refuses them with 503."),

@@ -30,3 +30,11 @@ def auth_body(report: dict, operation: str, success: bool, error: dict | None = 
         body["error"] = {"type": str(error.get("type") or "unknown"),
                          "description": str(error.get("description") or "")}
     return body
+
+
+def forward_body(provider: str, provider_config_key: str, payload, connection_id: str | None = None) -> dict:
+    """Nango's `forward` webhook: a provider's webhook relayed to the customer's backend."""
+    body = {"from": provider, "type": "forward", "providerConfigKey": provider_config_key, "payload": payload}
+    if connection_id is not None:
+        body["connectionId"] = connection_id
+    return body

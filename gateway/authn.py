@@ -18,6 +18,7 @@ SESSION_PREFIX = "nango_connect_session_"
 SESSION_TOKEN = re.compile(r"^nango_connect_session_[a-f0-9]{64}$")
 QUERY_AUTH_PREFIXES = ("/oauth/connect/", "/oauth2/auth/", "/api-auth/", "/auth/")
 OPEN_PATHS = ("/oauth/callback",)
+PROVIDER_WEBHOOKS = "/webhook/"  # POST /webhook/:environmentUuid/:providerConfigKey
 CONNECT_PAGE = ("/connect", "/connect/")  # the connect_link page; it reads the token from its own URL
 LOGOS = "/images/template-logos/"  # provider logos, loaded by <img> tags that carry no key
 OPEN_PREFIXES = (LOGOS, "/connect/assets/")  # and the connect page's script and style sheet
@@ -32,6 +33,8 @@ def auth_error(code: str, message: str) -> ApiError:
 
 
 def policy(method: str, path: str) -> str:
+    if method == "POST" and path.startswith(PROVIDER_WEBHOOKS):
+        return OPEN  # a provider's webhook carries its own signature, checked by the store
     if path in OPEN_PATHS or (method in ("GET", "HEAD") and (path in CONNECT_PAGE or path.startswith(OPEN_PREFIXES))):
         return OPEN
     if path.startswith(QUERY_AUTH_PREFIXES):

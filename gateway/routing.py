@@ -8,9 +8,12 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/connections", "store"),
     ("/connection", "store"),
     ("/providers", "store"),
+    ("/config", "store"),  # the legacy integration routes of older SDKs (0.42)
     ("/environment-variables", "store"),
-    ("/environment", "store"),  # /environment/keys…, /environment/public-key/rotate (key lifecycle)
+    ("/environment", "store"),  # /environment/keys…, /environment/api-keys, /environment/public-key/rotate
+    ("/environments", "store"),  # POST /environments, DELETE /environments/:id (a prod secret key only)
     ("/logs", "store"),  # log records (an Authport extension): GET /logs, /logs/:id, /logs/export
+    ("/webhook", "store"),  # provider webhooks (no key): checked, recorded and queued where the secrets are
     ("/connect", "auth"),  # connect sessions, the connect_link page
     ("/oauth", "auth"),  # the popup flow: /oauth/connect/:key, /oauth/callback
     ("/oauth2", "auth"),  # client credentials
@@ -41,9 +44,11 @@ def unsupported(path: str, method: str) -> str | None:
     for prefix, area in UNSUPPORTED:
         if path == prefix or path.startswith(prefix + "/"):
             return area
-    segments = path.split("/")  # /integrations/<key>/functions[/…]
+    segments = path.split("/")  # /integrations/<key>/functions[/…], /providers/<name>/templates
     if len(segments) >= 4 and segments[1] == "integrations" and segments[3] == "functions":
         return "Functions"
+    if len(segments) == 4 and segments[1] == "providers" and segments[3] == "templates":
+        return "Templates"
     return None
 
 

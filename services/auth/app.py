@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = base_app("authport.auth")
     outbound = Outbound.from_settings(settings)
     app.extensions["authport_auth"] = AuthContext(
-        settings=settings, catalogue=Catalogue.load(settings.PROVIDERS_FILE),
+        settings=settings, catalogue=Catalogue.configured(settings),
         store=FlowStore(settings.service_url("store"), settings.INTERNAL_API_KEY),
         outbound=outbound, webhooks=WebhookSender(outbound),
     )

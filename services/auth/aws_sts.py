@@ -1,8 +1,9 @@
 """Temporary AWS keys for an AWS_SIGV4 connection: the end user's role (`role_arn`, which their
 account lets the integration's AWS principal assume) is assumed through STS `AssumeRole`
 (`POST {token_url}`, default `https://sts.amazonaws.com/`, form-encoded, signed with Signature
-V4 for service `sts` in us-east-1 with the integration's `integration_config.awsAccessKeyId` and
-`awsSecretAccessKey`), through the egress layer. The answer's keys and session token are
+V4 for service `sts` in us-east-1 with the integration's own AWS keys: its client id is the access
+key id and its client secret — stored encrypted, like every secret — the secret access key), through
+the egress layer. The answer's keys and session token are
 stored with the role, and the role is assumed again before `Expiration`."""
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ def _text(root, name: str) -> str | None:
     return found.text.strip() if found is not None and found.text else None
 
 
-def assume_role(outbound: Outbound, provider: dict, fields: dict, integration_config: dict) -> dict:
-    """The AWS_SIGV4 credentials to store: the role, its region, and the temporary keys."""
-    key_id, secret = integration_config.get("awsAccessKeyId"), integration_config.get("awsSecretAccessKey")
+def assume_role(outbound: Outbound, provider: dict, fields: dict, key_id: str | None, secret: str | None) -> dict:
+    """The AWS_SIGV4 credentials to store: the role, its region, and the temporary keys. `key_id` and
+    `secret` are the integration's client id and client secret (its own AWS access key)."""
     if not key_id or not secret:
-        raise ApiError("The integration has no awsAccessKeyId and awsSecretAccessKey to call STS with",
-                       code="missing_client_credentials", status=400)
+        raise ApiError("The integration has no client id and client secret (its AWS access key id and secret "
+                       "access key) to call STS with", code="missing_client_credentials", status=400)
     url = str(provider.get("token_url") or STS_URL)
     body = urlencode({"Action": "AssumeRole", "Version": "2011-06-15", "RoleArn": fields["role_arn"],
                       "RoleSessionName": "authport-" + uuid.uuid4().hex[:12],

@@ -40,8 +40,8 @@ def aws_sigv4(key: str):
     body = json_body(request)
     flow = start(key, "AWS_SIGV4")
     fields = aws_sts.captured_fields(body)
-    integration_config = flow.integration.get("integration_config") or {}
-    return save(flow, aws_sts.assume_role(ctx().outbound, flow.provider, fields, integration_config))
+    return save(flow, aws_sts.assume_role(ctx().outbound, flow.provider, fields, flow.integration.get("client_id"),
+                                          flow.integration.get("client_secret")))
 
 
 @bp.post("/auth/jwt/<path:key>")

@@ -88,6 +88,6 @@ def assume_again(provider: dict, credentials: dict, body: dict) -> dict:
     """New temporary AWS keys for the connection's role."""
     fields = {k: credentials[k] for k in ("role_arn", "region") if credentials.get(k)}
     try:
-        return aws_sts.assume_role(ctx().outbound, provider, fields, body.get("integration_config") or {})
+        return aws_sts.assume_role(ctx().outbound, provider, fields, body.get("client_id"), body.get("client_secret"))
     except ApiError as exc:
         raise external_error(exc.message or exc.code) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, abort, g, redirect, request
 
 from common.dashboard_client import path_of
@@ -10,7 +12,7 @@ from services.dashboard.pages import done, render
 
 bp = Blueprint("integrations", __name__, url_prefix="/dashboard")
 SHOWN_MATCHES = 50
-OAUTH_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2"}
+OAUTH_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2", "AWS_SIGV4"}  # AWS_SIGV4: the AWS access key id and secret
 SECTIONS = ("integrations", "connections", "settings", "logs", "usage")
 
 
@@ -77,6 +79,8 @@ def app_credentials(form, provider: str) -> dict | None:
                    "client_secret": form.get("client_secret", "")}
     if form.get("scopes", "").strip():
         credentials["scopes"] = form["scopes"].strip()
+    if form.get("webhook_secret", ""):
+        credentials["webhook_secret"] = form["webhook_secret"]
     return credentials
 
 
@@ -135,7 +139,16 @@ def edit_page(key: str, status: int = 200, error: str | None = None, form: dict 
     form = form or {"display_name": record.get("display_name", ""), "client_id": credentials.get("client_id") or "",
                     "scopes": credentials.get("scopes") or ""}
     return render("integration_edit.html", "integrations", status, key=key, integration=record, form=form,
-                  callback_url=ctx().settings.callback_url, error=error)
+                  callback_url=ctx().settings.callback_url, webhook_url=inbound_webhook_url(key), error=error,
+                  has_webhook_secret=bool(credentials.get("webhook_secret")))
+
+
+def inbound_webhook_url(key: str) -> str | None:
+    """Where the provider sends its webhooks for this integration (POST /webhook/:env uuid/:key)."""
+    found = act("GET", "/internal/dashboard/environment")
+    if not found.ok:
+        return None
+    return f"{ctx().settings.server_url}/webhook/{found.data['uuid']}/{quote(key, safe='')}"
 
 
 @bp.get("/<env>/integrations/<path:key>/edit")

@@ -76,10 +76,18 @@ def create(cipher: Cipher, name: str, plan: str = "free", rate_limit: int | None
             raise keys.KeyConflict(f"account {name!r} already exists", code="duplicate_account")
         account = Account.create(name=name, plan=plan, rate_limit=stored_limit)
         for env_name in ENVIRONMENTS:
-            env = Environment.create(account=account, name=env_name, uid=str(uuid.uuid4()))
-            for kind in ("secret", "public"):
-                created.append(NewKey(env_name, kind, keys.create_key(cipher, env, kind, "default")))
+            created += add_environment(cipher, account, env_name)[1]
     return created
+
+
+def add_environment(cipher: Cipher, account: Account | int, name: str) -> tuple[Environment, list[NewKey]]:
+    """One new environment with its default secret and public keys (inside the caller's transaction).
+
+    The one way an environment is made, by `accounts create` and by `POST /environments` alike; its
+    HMAC and webhook signing keys start unset, as for every environment, until enabled or rotated.
+    """
+    env = Environment.create(account=account, name=name, uid=str(uuid.uuid4()))
+    return env, [NewKey(name, kind, keys.create_key(cipher, env, kind, "default")) for kind in ("secret", "public")]
 
 
 def set_plan(name: str, plan: str, rate_limit: int | None = None) -> Summary:

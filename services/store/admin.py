@@ -171,7 +171,7 @@ def run(argv: list[str] | None = None) -> None:
         args.run(settings, args)
         return
     cipher = Cipher(settings.NANGO_ENCRYPTION_KEY, settings.NANGO_ENCRYPTION_KEYS_OLD)
-    ctx = StoreContext(settings=settings, cipher=cipher, catalogue=Catalogue.load(settings.PROVIDERS_FILE))
+    ctx = StoreContext(settings=settings, cipher=cipher, catalogue=Catalogue.configured(settings))
     db = prepare_database(settings, cipher)
     with db.connection_context():
         args.run(ctx, db, args)

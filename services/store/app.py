@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not settings.INTERNAL_API_KEY:
         raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
     cipher = Cipher(settings.NANGO_ENCRYPTION_KEY, settings.NANGO_ENCRYPTION_KEYS_OLD)
-    catalogue = Catalogue.load(settings.PROVIDERS_FILE)
+    catalogue = Catalogue.configured(settings)
     db = prepare_database(settings, cipher)
 
     app = base_app("authport.store")
@@ -116,10 +116,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             return {"database": f"error: {type(exc).__name__}"}
 
     install_health(app, ready)
-    from services.store import internal_views, key_views, views
+    from services.store import environment_views, internal_views, key_views, legacy_config_views, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(key_views.bp)
+    app.register_blueprint(environment_views.bp)
+    app.register_blueprint(legacy_config_views.bp)
     app.register_blueprint(internal_views.bp)
     from services.store import flow_views
 
@@ -127,6 +129,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from services.store import webhook_views
 
     app.register_blueprint(webhook_views.bp)
+    from services.store import inbound_views
+
+    app.register_blueprint(inbound_views.bp)
     from services.store import actors, lifecycle_views, log_views
 
     app.register_blueprint(lifecycle_views.bp)

@@ -2,6 +2,8 @@
 
     GET /internal/dashboard/environments   the default account's environments, each with the
                                            identity the dashboard sends to act in it
+    GET /internal/dashboard/environment    the identity's environment: {"data": {"uuid"}} (the
+                                           path segment of its provider webhook URLs)
     GET /internal/dashboard/usage          the account's requests and 429s per minute over the
                                            last hour (and this environment's share), its limit
     GET /internal/dashboard/connection?provider_config_key=&connection_id=
@@ -48,6 +50,11 @@ def environments():
             rate_limit=keys.plan_limit(account), key_kind="secret", key_id=0).to_dict()}
         for env in rows
     ]})
+
+
+@bp.get("/environment")
+def current_environment():
+    return jsonify({"data": {"uuid": Environment.get_by_id(current_identity().environment_id).uid}})
 
 
 MAX_VALUE = 16 * 1024

@@ -7,7 +7,8 @@ from typing import Any
 
 
 def iso(value: datetime | None, suffix: str = "Z") -> str | None:
-    """ISO-8601 with milliseconds; `suffix` is "Z" or "+00:00" (Nango uses both, per route)."""
+    """ISO-8601 with milliseconds; `suffix` "Z" (Nango's server answers "+00:00" on some reads and "Z"
+    on writes; Authport answers every route alike, "Z", which every ISO-8601 parser reads the same)."""
     if value is None:
         return None
     if value.tzinfo is not None:
@@ -60,11 +61,11 @@ def _connection_common(conn, provider_config_key: str, provider: str) -> dict:
 
 def connection_item(conn, provider_config_key: str, provider: str) -> dict:
     """A connection as `GET /connections` lists it (no credentials)."""
-    return {**_connection_common(conn, provider_config_key, provider), "created": iso(conn.created_at, "+00:00")}
+    return {**_connection_common(conn, provider_config_key, provider), "created": iso(conn.created_at)}
 
 
 def connection_full(conn, provider_config_key: str, provider: str, credentials: dict, suffix: str) -> dict:
-    """A connection with its credentials, as import (suffix "Z") and get ("+00:00") return it."""
+    """A connection with its credentials, as import and get return it."""
     return {
         **_connection_common(conn, provider_config_key, provider),
         "connection_config": conn.connection_config or {},

@@ -13,7 +13,9 @@ from services.store.db import database
 from services.store.models import Connection, Integration, utcnow
 from services.store.schemas import IntegrationCreate, IntegrationUpdate
 
-OAUTH_APP_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2"}
+# Modes whose integration holds a client id and secret (type OAUTH2 in the body). AWS_SIGV4: the
+# integration's own AWS access key id and secret access key, which assume the end users' roles.
+OAUTH_APP_MODES = {"OAUTH1", "OAUTH2", "TBA", "MCP_OAUTH2", "AWS_SIGV4"}
 
 
 def invalid(path: str, message: str) -> ApiError:

@@ -82,7 +82,7 @@ def seconds_fresh(conn: Connection, provider: dict | None) -> float | None:
 
 def _refused(conn: Connection, integration, code: str, message: str, status: int,
              reason: str | None = None) -> ApiError:
-    shown = formatters.connection_full(conn, integration.unique_key, integration.provider, {}, "+00:00")
+    shown = formatters.connection_full(conn, integration.unique_key, integration.provider, {}, "Z")
     payload = {"connection": shown, **({"reason": reason} if reason else {})}
     return ApiError(message, code=code, status=status, payload=payload)
 

@@ -149,7 +149,7 @@ def get_connection(connection_id: str):
     recorder.add(env_id(), q.provider_config_key, connection_id, *actors.current(), actors.request_id(),
                  READ_DETAIL[q.refresh_token, q.force_refresh])
     return jsonify(connections.present_full(conn, integration, creds, include_refresh=q.refresh_token,
-                                            suffix="+00:00"))
+                                            suffix="Z"))
 
 
 @bp.delete("/connections/<path:connection_id>")

@@ -106,3 +106,13 @@ def test_matches_nangos_own_loader(package_dir, catalogue):
     ours = json.loads(json.dumps(dict(catalogue.all())))
     mismatched = [name for name in theirs if theirs[name] != ours[name]]
     assert mismatched == []
+
+
+def test_extends_the_builtin_catalogue(yaml_path, raw, catalogue):
+    """As PROVIDERS_FILE (extend mode): Nango's entries replace the built-in ones of the same name."""
+    builtin = Catalogue.load()
+    merged = Catalogue.merged(str(yaml_path))
+    assert set(merged.names()) == set(builtin.names()) | set(raw)
+    assert merged.names()[: len(builtin)] == builtin.names()
+    for name in set(builtin.names()) & set(raw):
+        assert merged.get(name) == catalogue.get(name), name

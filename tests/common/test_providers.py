@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from common.providers import AUTH_MODES, BUILTIN_PATH, Catalogue, CatalogueError
+from scripts.sort_catalogue import sort_text
 
 
 def write_catalogue(tmp_path, text: str, name: str = "providers.yaml"):
@@ -215,6 +217,7 @@ def test_search_returns_resolved_entries(tmp_path):
 REQUIRED = """github google google-calendar google-drive slack hubspot salesforce notion linear zendesk
 stripe openai anthropic sendgrid twilio jira asana gitlab bitbucket dropbox box microsoft discord
 shopify intercom airtable mailchimp pipedrive zoom xero quickbooks freshdesk datadog""".split()
+WHOLE_URL_TEMPLATE = re.compile(r"\$\{connectionConfig\.[A-Za-z0-9_]+\}")
 TEMPLATE = re.compile(r"\$\{connectionConfig\.([A-Za-z0-9_]+)\}")
 
 
@@ -229,9 +232,35 @@ def builtin_raw_names() -> list[str]:
 
 
 def test_builtin_has_enough_providers_and_no_duplicates(builtin, builtin_raw_names):
-    assert len(builtin) >= 35
+    assert len(builtin) >= 250
     assert len(builtin_raw_names) == len(set(builtin_raw_names))
     assert builtin.names() == builtin_raw_names
+
+
+def test_builtin_is_one_block_per_provider_in_alphabetical_order(builtin_raw_names):
+    assert builtin_raw_names == sorted(builtin_raw_names, key=str.lower), "run python scripts/sort_catalogue.py"
+    assert sort_text(BUILTIN_PATH.read_text()) == BUILTIN_PATH.read_text()
+
+
+def test_builtin_entries_use_known_modes_and_https_urls(builtin):
+    for name, entry in builtin.all():
+        assert entry["auth_mode"] in AUTH_MODES, name
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name), name
+        assert all(re.fullmatch(r"[a-z0-9-]+", c) for c in entry["categories"]), name
+        urls = {key: entry.get(key) for key in ("authorization_url", "token_url", "refresh_url", "request_url", "docs")}
+        urls["proxy.base_url"] = entry.get("proxy", {}).get("base_url")  # none: "unauthenticated"
+        for key, value in urls.items():
+            for url in (value or "").split(" || ") if value else []:
+                # A whole-URL template (an instance URL the token response names) or an https URL.
+                assert url.startswith("https://") or WHOLE_URL_TEMPLATE.fullmatch(url), (name, key)
+                assert " " not in url, (name, key)
+
+
+def test_every_declared_field_has_a_title(builtin):
+    for name, entry in builtin.all():
+        for section in ("connection_config", "credentials"):
+            for field, schema in entry.get(section, {}).items():
+                assert schema.get("title"), f"{name}.{section}.{field}"
 
 
 def test_builtin_covers_the_required_providers_and_auth_modes(builtin):
@@ -299,10 +328,10 @@ def test_api_key_and_basic_entries_describe_their_credentials(builtin):
             assert "apiKey" in entry.get("credentials", {}), name
         if entry["auth_mode"] == "BASIC":
             assert {"username", "password"} <= set(entry.get("credentials", {})), name
-        if entry["auth_mode"] in ("API_KEY", "BASIC"):
-            verification = proxy.get("verification", {})
+        if "verification" in proxy:  # optional: a GET that answers 2xx only for good credentials
+            verification = proxy["verification"]
             assert verification.get("method") == "GET", name
-            assert all(e.startswith("/") for e in verification.get("endpoints", [None])), name
+            assert verification.get("endpoints") and all(e.startswith("/") for e in verification["endpoints"]), name
 
 
 def test_schema_patterns_are_valid_regexes(builtin):
@@ -327,9 +356,24 @@ def test_retry_headers_are_lists_of_header_names(builtin):
             assert isinstance(retry["remaining"], str), name
 
 
+def test_the_readme_states_the_builtin_count(builtin):
+    readme = (BUILTIN_PATH.parents[1] / "README.md").read_text()
+    assert f"`common/providers.yaml`: {len(builtin)} providers" in readme
+
+
 def test_search_matches_display_names_too(tmp_path):
     cat = load_text(tmp_path, "acme-crm:\n  auth_mode: OAUTH2\n  display_name: Acme Sales Cloud\n"
                               "other:\n  auth_mode: API_KEY\n")
     assert [name for name, _ in cat.search("sales cloud")] == ["acme-crm"]
     assert [name for name, _ in cat.search("ACME")] == ["acme-crm"]
     assert cat.search("nothing-like-it") == []
+
+
+def test_the_built_in_catalogue_parses_without_libyaml_too():
+    """PyYAML without its C extension is stricter (`[/path?query]` is not a plain scalar there)."""
+    import yaml
+
+    from common import providers
+
+    path = Path(providers.__file__).with_name("providers.yaml")
+    assert len(yaml.load(path.read_text(), Loader=yaml.SafeLoader)) >= 250

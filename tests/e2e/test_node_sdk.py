@@ -22,7 +22,6 @@ from tests.support.npm import npm_install
 SDK_SPEC = "@nangohq/node@0.71.10"
 DRIVER = Path(__file__).with_name("sdk_driver.mjs")
 Z_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-OFFSET_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?\+00:00$")
 FULL_KEYS = {"id", "connection_id", "provider_config_key", "provider", "errors", "end_user", "tags", "metadata",
              "connection_config", "webhook_url_override", "created_at", "updated_at", "last_fetched_at",
              "credentials"}
@@ -36,16 +35,15 @@ def sdk_dir() -> Path:
     return npm_install(SDK_SPEC)
 
 
-@pytest.fixture
-def sdk(system, sdk_dir):
-    """Run SDK steps against `system`; returns one result dict per step."""
+def driver(system, sdk_dir: Path, **keys: str):
+    """A runner of SDK steps against `system` (keys: dev, prod, unknown, malformed, and `keys`)."""
     node = shutil.which("node")
     assert node, "node is not on PATH"
 
     def run(*steps: dict) -> list[dict]:
         plan = {"host": system.url, "steps": list(steps),
                 "keys": {"dev": system.dev_key, "prod": system.prod_key, "unknown": str(uuid.uuid4()),
-                         "malformed": "not-a-uuid"}}
+                         "malformed": "not-a-uuid", **keys}}
         proc = subprocess.run([node, str(DRIVER), str(sdk_dir)], input=json.dumps(plan), capture_output=True,
                               text=True, timeout=60, check=False)
         lines = proc.stdout.splitlines()
@@ -54,6 +52,12 @@ def sdk(system, sdk_dir):
         return [json.loads(line) for line in lines]
 
     return run
+
+
+@pytest.fixture
+def sdk(system, sdk_dir):
+    """Run SDK steps against `system`; returns one result dict per step."""
+    return driver(system, sdk_dir)
 
 
 def call(method: str, *args, as_: str = "dev") -> dict:
@@ -185,7 +189,7 @@ def test_oauth2_connection_through_its_life(sdk):
     plain = returned(results[2])
     assert set(plain) == FULL_KEYS and plain["id"] == imported["id"]
     for field in ("created_at", "updated_at", "last_fetched_at"):
-        assert OFFSET_TIME.match(plain[field]), plain[field]
+        assert Z_TIME.match(plain[field]), plain[field]  # as the import answered them
     assert instant(plain["created_at"]) == instant(imported["created_at"])
     assert instant(plain["last_fetched_at"]) >= instant(imported["last_fetched_at"])
     assert plain["credentials"] == {**oauth2(refresh=None), "raw": oauth2(refresh=None)}, "refresh_token stripped"
@@ -260,7 +264,7 @@ def test_list_connections_filters(sdk):
     ours = [c for c in everything if c["provider_config_key"] == key]
     assert [c["connection_id"] for c in ours] == newest_first
     for item in everything:
-        assert set(item) == ITEM_KEYS and OFFSET_TIME.match(item["created"]), item
+        assert set(item) == ITEM_KEYS and Z_TIME.match(item["created"]), item
     assert ours[1]["end_user"] == generated["end_user"] and ours[1]["tags"] == generated["tags"]
     assert instant(ours[1]["created"]) == instant(generated["created_at"])
 
@@ -331,3 +335,164 @@ def test_keys_and_environment_isolation(sdk):
     assert status == 400 and body["error"]["code"] == "unknown_provider_config"
     assert threw(results[8])[0] == 404
     assert returned(results[9]) == "gho_sdk_access", "prod's failed delete left dev's connection alone"
+
+
+LEGACY_SPEC = "@nangohq/node@0.42.22"
+
+
+def test_legacy_config_routes_through_the_0_42_sdk(system):
+    """0.42's integration methods call /config; they answer as /integrations does, on the same records."""
+    run = driver(system, npm_install(LEGACY_SPEC))
+    key = unique("legacy")
+    results = run(
+        call("createIntegration", "github", key, {"oauth_client_id": "cid", "oauth_client_secret": "csecret",
+                                                   "oauth_scopes": "repo,user"}),
+        call("getIntegration", key, True),
+        call("getIntegration", key),
+        call("updateIntegration", "github", key, {"oauth_client_id": "cid2", "oauth_client_secret": "s2"}),
+        call("http.get", f"/integrations/{key}?include=credentials"),
+        call("listIntegrations"),
+        call("createIntegration", "github", key),
+        call("http.post", "/integrations", {"unique_key": key, "provider": "github"}),
+        call("createIntegration", "not-a-provider", unique("nope")),
+        call("http.post", "/integrations", {"unique_key": unique("nope"), "provider": "not-a-provider"}),
+        call("createIntegration", "github", unique("bad"), {"client_id": "wrong field"}),
+        call("deleteIntegration", key),
+        call("getIntegration", key),
+        call("http.get", f"/integrations/{key}"),
+        call("http.get", "/config"),
+    )
+    assert returned(results[0]) == {"config": {"unique_key": key, "provider": "github"}}
+    config = returned(results[1])["config"]
+    assert (config["unique_key"], config["client_id"], config["client_secret"], config["scopes"]) == (
+        key, "cid", "csecret", "repo,user")
+    assert Z_TIME.match(config["created_at"])
+    assert returned(results[2]) == {"config": {"unique_key": key, "provider": "github", "syncs": [], "actions": []}}
+    assert returned(results[3]) == {"config": {"unique_key": key, "provider": "github"}}
+    status, body = returned(results[4])
+    assert status == 200 and body["data"]["credentials"]["client_id"] == "cid2"  # the same record
+    assert key in [c["unique_key"] for c in returned(results[5])["configs"]]
+    assert threw(results[6]) == threw(results[7])  # the same error as /integrations
+    assert threw(results[8]) == threw(results[9])
+    status, body = threw(results[10])
+    assert status == 400 and body["error"]["code"] == "invalid_body"
+    assert returned(results[11]) == (204, "")
+    assert threw(results[12]) == threw(results[13])
+    assert threw(results[12])[0] == 404
+    status, body = returned(results[14])
+    assert status == 200 and key not in [c["unique_key"] for c in body["configs"]]
+
+
+# Every method of 0.71.10's Nango class: the test that drives it, the unsupported Nango area it hits
+# (an explicit 501 `not_supported_by_authport`, asserted below), or the client-side helper it is.
+K, C = "unsupported-key", "unsupported-conn"
+UNSUPPORTED_CALLS = {  # method: (args, area named in the 501 message)
+    "getProviderTemplates": ([{"provider": "github"}], "Templates"),
+    "createQuickstartIntegration": ([{"provider": "github"}], "Quickstart integrations"),
+    "listFunctions": ([{"uniqueKey": K}], "Functions"),
+    "getFunction": ([{"uniqueKey": K, "name": "f"}], "Functions"),
+    "getFunctionCode": ([{"uniqueKey": K, "name": "f"}], "Functions"),
+    "deleteFunction": ([{"uniqueKey": K, "name": "f"}], "Functions"),
+    "getScriptsConfig": ([], "Scripts"),
+    "listRecords": ([{"providerConfigKey": K, "connectionId": C, "model": "M"}], "Records"),
+    "pruneRecords": ([{"providerConfigKey": K, "connectionId": C, "model": "M", "untilCursor": "x"}], "Records"),
+    "triggerSync": ([K, ["s"], C], "Syncs"),
+    "startSync": ([K, ["s"], C], "Syncs"),
+    "pauseSync": ([K, ["s"], C], "Syncs"),
+    "syncStatus": ([K, ["s"], C], "Syncs"),
+    "updateSyncConnectionFrequency": ([K, "s", C, "every hour"], "Syncs"),
+    "createSyncVariant": ([{"providerConfigKey": K, "connectionId": C, "name": "s", "variant": "v"}], "Syncs"),
+    "deleteSyncVariant": ([{"providerConfigKey": K, "connectionId": C, "name": "s", "variant": "v"}], "Syncs"),
+    "triggerAction": ([K, C, "a", {}], "Actions"),
+    "triggerActionAsync": ([K, C, "a", {}], "Actions"),
+    "getAsyncActionResult": ([{"id": "x"}], "Actions"),
+}
+TESTED = {
+    "listProviders": "test_providers", "getProvider": "test_providers",
+    "listIntegrations": "test_integration_lifecycle", "getIntegration": "test_integration_lifecycle",
+    "createIntegration": "test_integration_lifecycle", "updateIntegration": "test_integration_lifecycle",
+    "deleteIntegration": "test_integration_lifecycle", "listConnections": "test_list_connections_filters",
+    "getConnection": "test_oauth2_connection_through_its_life", "getToken": "test_oauth2_connection_through_its_life",
+    "getRawTokenResponse": "test_oauth2_connection_through_its_life",
+    "getMetadata": "test_oauth2_connection_through_its_life", "setMetadata": "test_oauth2_connection_through_its_life",
+    "updateMetadata": "test_oauth2_connection_through_its_life",
+    "deleteConnection": "test_oauth2_connection_through_its_life",
+    "getEnvironmentVariables": "test_environment_variables_are_an_empty_list",
+    "patchConnection": "test_every_served_method_with_the_secret_key_and_a_scoped_key",
+    "createConnectSession": "test_every_served_method_with_the_secret_key_and_a_scoped_key",
+    "createReconnectSession": "test_every_served_method_with_the_secret_key_and_a_scoped_key",
+    "waitForConnection": "test_every_served_method_with_the_secret_key_and_a_scoped_key",
+    **{verb: "tests/proxy/test_node_sdk_proxy.py" for verb in ("proxy", "get", "post", "put", "patch", "delete")},
+    "verifyWebhookSignature": "tests/auth/test_webhooks.py (verify_webhook.mjs)",
+    "verifyIncomingWebhookRequest": "tests/auth/test_webhook_signing_key.py (verify_webhook.mjs)",
+}
+HELPERS = {"getConnectionDetails", "enrichHeaders", "_triggerAction", "_verifyWebhookSignatureImpl"}  # no own route
+
+
+def test_every_method_of_the_nango_class_is_accounted_for(sdk_dir):
+    listed = subprocess.run(
+        ["node", "-e", "const {Nango} = require('@nangohq/node'); console.log(JSON.stringify("
+         "Object.getOwnPropertyNames(Nango.prototype).filter((n) => n !== 'constructor')))"],
+        cwd=sdk_dir, capture_output=True, text=True, timeout=60, check=True)
+    methods = set(json.loads(listed.stdout))
+    accounted = set(UNSUPPORTED_CALLS) | set(TESTED) | HELPERS
+    assert methods == accounted, (sorted(methods - accounted), sorted(accounted - methods))
+
+
+@pytest.fixture
+def scoped_key(system) -> str:
+    """A key of the dev environment made by the prod key through POST /environment/api-keys."""
+    from tests.support.databases import raw_rows
+
+    dev_id = raw_rows(system.database_url, "SELECT e.id FROM environments e JOIN accounts a ON e.account_id = a.id "
+                                           "WHERE a.name = 'default' AND e.name = 'dev'")[0][0]
+    made = system.session(system.prod_key).post(system.url + "/environment/api-keys",
+                                                json={"environment_id": dev_id, "display_name": unique("sdk")})
+    assert made.status_code == 200, made.text
+    return made.json()["data"]["secret"]
+
+
+@pytest.mark.parametrize("as_", ["dev", "scoped"])
+def test_every_served_method_with_the_secret_key_and_a_scoped_key(system, sdk_dir, scoped_key, as_):
+    run = driver(system, sdk_dir, scoped=scoped_key)
+    key, conn, user = unique("github-any"), unique("conn"), {"id": unique("user"), "email": "u@example.com"}
+    steps = [
+        github(key), import_connection(key, conn, oauth2(), end_user=user),
+        call("listIntegrations"), call("getIntegration", {"uniqueKey": key}), call("listProviders"),
+        call("getProvider", {"provider": "github"}), call("listConnections", {"integrationId": key}),
+        call("getConnection", key, conn), call("getToken", key, conn), call("getRawTokenResponse", key, conn),
+        call("setMetadata", key, conn, {"a": 1}), call("updateMetadata", key, conn, {"b": 2}),
+        call("getMetadata", key, conn), call("patchConnection", {"connectionId": conn, "provider_config_key": key},
+                                             {"tags": {"team": "blue"}}),
+        call("waitForConnection", key, user["id"]),
+        call("createConnectSession", {"end_user": {"id": user["id"]}, "allowed_integrations": [key]}),
+        call("createReconnectSession", {"connection_id": conn, "integration_id": key}),
+        call("getEnvironmentVariables"),
+        call("updateIntegration", {"uniqueKey": key}, {"display_name": "Renamed"}),
+        call("deleteConnection", key, conn), call("deleteIntegration", key),
+    ]
+    results = run(*[{**step, "as": as_} for step in steps])
+    failed = [(step["call"], result) for step, result in zip(steps, results, strict=True) if "threw" in result]
+    assert not failed, failed
+    assert returned(results[9])["access_token"] == "gho_sdk_access"
+    assert returned(results[8]) == "gho_sdk_access"
+    # POST and GET answers give the same instants, to the millisecond, in the same format ("Z").
+    created, got = returned(results[0])["data"], returned(results[3])["data"]
+    assert Z_TIME.match(created["created_at"]) and created["created_at"] == got["created_at"]
+    imported, read = returned(results[1])[1], returned(results[7])
+    assert Z_TIME.match(imported["created_at"]) and imported["created_at"] == read["created_at"]
+    assert returned(results[12]) == {"a": 1, "b": 2}
+    assert returned(results[13]) == {"success": True}
+    assert returned(results[14])["connection_id"] == conn and returned(results[14])["tags"]["team"] == "blue"
+    for session in (returned(results[15]), returned(results[16])):
+        assert session["data"]["token"].startswith("nango_connect_session_")
+
+
+@pytest.mark.parametrize("as_", ["dev", "scoped"])
+def test_unsupported_areas_answer_501_through_the_sdk(system, sdk_dir, scoped_key, as_):
+    run = driver(system, sdk_dir, scoped=scoped_key)
+    results = run(*[{**call(method, *args), "as": as_} for method, (args, _area) in UNSUPPORTED_CALLS.items()])
+    for (method, (_args, area)), result in zip(UNSUPPORTED_CALLS.items(), results, strict=True):
+        status, body = threw(result)
+        assert status == 501 and body["error"]["code"] == "not_supported_by_authport", (method, result)
+        assert area in body["error"]["message"], (method, body)

@@ -147,3 +147,66 @@ def test_the_owner_still_sees_everything(system, world):
     got = call(system, world["owner"], "GET", "/connections/owned-conn?provider_config_key=owned").json()
     assert got["credentials"]["access_token"] == TOKEN
     assert json.dumps(call(system, world["owner"], "GET", "/environment-variables").json()).count(ENV_VALUE) == 1
+
+
+# Environment management (POST/DELETE /environments, /environment/api-keys) needs a secret key of the
+# account's prod environment, and reaches that account's environments only.
+ENV_ROUTES = [
+    ("POST", "/environments", {"name": "intruder"}),
+    ("DELETE", "/environments/{target}", None),
+    ("POST", "/environment/api-keys", {"environment_id": "{target}", "display_name": "intruder"}),
+    ("DELETE", "/environment/api-keys", {"environment_id": "{target}", "key_id": "{key}"}),
+]
+ENV_CALLERS = {  # caller: the status every environment route answers it
+    "other account, prod": 404, "other account, dev": 403, "owner's dev secret key": 403,
+    "owner's public key": 401, "revoked prod key": 401,
+}
+
+
+@pytest.fixture(scope="module")
+def env_world(system, world):
+    """A target environment of the default account with one API key, and a revoked prod key."""
+    prod = system.prod_key
+    target = call(system, prod, "POST", "/environments", {"name": "iso-target"})
+    assert target.status_code == 200, target.text
+    target_id = target.json()["data"]["id"]
+    key = call(system, prod, "POST", "/environment/api-keys", {"environment_id": target_id, "display_name": "k"})
+    revoked = call(system, prod, "POST", "/environment/keys", {"name": "soon-revoked"}).json()["data"]["key"]
+    assert call(system, prod, "DELETE", "/environment/keys/soon-revoked").status_code == 200
+    callers = {**world["callers"], "owner's dev secret key": world["owner"], "revoked prod key": revoked}
+    return {"target": target_id, "key": key.json()["data"]["id"], "callers": callers}
+
+
+def account_rows(system) -> list:
+    """Every environment and key (but a key's last use, bookkeeping a read may touch)."""
+    return [raw_rows(system.database_url, sql) for sql in (
+        "SELECT id, account_id, name, uid FROM environments ORDER BY id",
+        "SELECT id, environment_id, kind, name, lookup_hash, revoked_at FROM api_keys ORDER BY id")]
+
+
+def filled(value, env_world):
+    if isinstance(value, dict):
+        return {k: filled(v, env_world) for k, v in value.items()}
+    if isinstance(value, str) and value in ("{target}", "{key}"):
+        return env_world[value.strip("{}")]
+    return value.format(**env_world) if isinstance(value, str) else value
+
+
+@pytest.mark.parametrize("method,path,body", ENV_ROUTES, ids=[f"{m} {p}" for m, p, _ in ENV_ROUTES])
+@pytest.mark.parametrize("caller", list(ENV_CALLERS))
+def test_environment_management_needs_the_accounts_prod_secret_key(system, env_world, caller, method, path, body):
+    if caller == "other account, prod" and path == "/environments":
+        pytest.skip("creates an environment in the caller's own account (checked below)")
+    before = account_rows(system)
+    response = call(system, env_world["callers"][caller], method, filled(path, env_world), filled(body, env_world))
+    assert response.status_code == ENV_CALLERS[caller], response.text
+    assert "secret" not in response.json().get("data", {})
+    assert account_rows(system) == before
+
+
+def test_another_accounts_prod_key_creates_in_its_own_account(system, env_world):
+    made = call(system, env_world["callers"]["other account, prod"], "POST", "/environments", {"name": "iso-target"})
+    assert made.status_code == 200, made.text  # the same name is free in another account
+    owner_envs = raw_rows(system.database_url, "SELECT e.id FROM environments e JOIN accounts a ON e.account_id = "
+                                               "a.id WHERE a.name = 'default' AND e.name = 'iso-target'")
+    assert [row[0] for row in owner_envs] == [env_world["target"]] != [made.json()["data"]["id"]]

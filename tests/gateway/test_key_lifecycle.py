@@ -13,7 +13,13 @@ import requests
 
 from common.identity import INTERNAL_KEY_HEADER, Identity
 from tests.store import admin, raw_text
-from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database, unavailable
+from tests.support.databases import (
+    REDIS_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    raw_rows,
+    unavailable,
+)
 from tests.support.system import make_system
 
 UNKNOWN = "unknown_account"
@@ -222,6 +228,62 @@ def test_public_keys_rotate_and_cannot_manage_keys(cluster):
                                     headers={**internal, **identity.to_headers()})
         assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden", (path, response.text)
     assert call(cluster.url, secret).status_code == 200
+
+
+ENV_BAD_BODIES = [  # (body, status, code) of POST /environments
+    ({"name": "Staging"}, 400, "invalid_body"), ({"name": "a b"}, 400, "invalid_body"),
+    ({"name": ""}, 400, "invalid_body"), ({"name": "x" * 256}, 400, "invalid_body"), ({"name": 5}, 400, "invalid_body"),
+    ({}, 400, "invalid_body"), ({"name": "ok", "extra": 1}, 400, "invalid_body"),
+    ({"name": "ok", "is_production": "yes"}, 400, "invalid_body"),
+    ({"name": "prod"}, 409, "environment_already_exists"), ({"name": "dev"}, 409, "environment_already_exists"),
+]
+
+
+def test_environments_and_api_keys_as_nango_has_them(cluster):
+    """POST/DELETE /environments and /environment/api-keys with a prod secret key, seen by two gateways."""
+    account, keys = new_account(cluster)
+    prod, dev = keys[("prod", "secret")], keys[("dev", "secret")]
+    made = expect(call(cluster.url, prod, "POST", "/environments", {"name": "staging-1", "is_production": False}), 200)
+    env_id = made["data"]["id"]
+    assert made == {"data": {"id": env_id, "name": "staging-1"}} and isinstance(env_id, int)
+    for body, status, code in ENV_BAD_BODIES + [({"name": "staging-1"}, 409, "environment_already_exists")]:
+        assert expect(call(cluster.url, prod, "POST", "/environments", body), status)["error"]["code"] == code, body
+    key = expect(call(cluster.url, prod, "POST", "/environment/api-keys",
+                      {"environment_id": env_id, "display_name": "ci"}), 200)["data"]
+    assert set(key) == {"id", "display_name", "scopes", "secret", "created_at"} and key["display_name"] == "ci"
+    assert key["scopes"] == ["environment:*"] and key["created_at"].endswith("Z")
+    again = call(cluster.url, prod, "POST", "/environment/api-keys", {"environment_id": env_id, "display_name": "ci"})
+    assert expect(again, 409)["error"]["code"] == "duplicate_key_name"
+    for body in ({"environment_id": 10**9, "display_name": "x"}, {"environment_id": "1", "display_name": "x"}):
+        assert call(cluster.url, prod, "POST", "/environment/api-keys", body).status_code in (400, 404)
+    # The new key works in the new environment only; dev does not see what it makes.
+    assert expect(call(cluster.url, key["secret"], "POST", "/integrations",
+                       {"unique_key": "in-staging", "provider": "github"}), 200)
+    assert [i["unique_key"] for i in expect(call(cluster.url, dev), 200)["data"]] == []
+    refused_delete = call(cluster.url, prod, "DELETE", f"/environments/{env_id}")
+    assert expect(refused_delete, 409)["error"]["code"] == "environment_not_empty"
+    expect(call(cluster.url, key["secret"], "DELETE", "/integrations/in-staging"), 200)
+    second = expect(call(cluster.url, prod, "POST", "/environment/api-keys",
+                         {"environment_id": env_id, "display_name": "ci-2"}), 200)["data"]
+    warm(cluster.urls, key["secret"], second["secret"])
+    gone = call(cluster.url, prod, "DELETE", "/environment/api-keys", {"environment_id": env_id, "key_id": key["id"]})
+    assert gone.status_code == 204 and gone.content == b""
+    for url in cluster.urls:
+        assert refused(call(url, key["secret"])), url
+        assert call(url, second["secret"]).status_code == 200
+    again = call(cluster.url, prod, "DELETE", "/environment/api-keys", {"environment_id": env_id, "key_id": key["id"]})
+    assert expect(again, 404)["error"]["code"] == "unknown_api_key"
+    assert call(cluster.url, prod, "DELETE", f"/environments/{env_id}").status_code == 204
+    for url in cluster.urls:  # a deleted environment's keys fail at once on every gateway
+        assert all(refused(call(url, second["secret"])) for _ in range(WARM_UPS)), url
+        assert call(url, prod).status_code == 200 and call(url, dev).status_code == 200
+    assert expect(call(cluster.url, prod, "DELETE", f"/environments/{env_id}"), 404)["error"]["code"] == \
+        "unknown_environment"
+    assert not raw_rows(cluster.database_url, f"SELECT id FROM api_keys WHERE environment_id = {env_id}")
+    prod_id = raw_rows(cluster.database_url, "SELECT e.id FROM environments e JOIN accounts a ON e.account_id = a.id "
+                       f"WHERE a.name = '{account}' AND e.name = 'prod'")[0][0]
+    reserved = call(cluster.url, prod, "DELETE", f"/environments/{prod_id}")
+    assert expect(reserved, 400)["error"]["code"] == "reserved_environment"
 
 
 def test_without_redis_rotation_through_the_api_is_immediate(tmp_path):

@@ -16,6 +16,7 @@ CALLS = [
     ("POST", "/action/trigger"), ("GET", "/action/abc"), ("GET", "/scripts/config?format=openai"),
     ("POST", "/flow/deploy"), ("POST", "/integrations/quickstart"),
     ("GET", "/integrations/github/functions"), ("GET", "/integrations/github/functions/fetch-issues/code"),
+    ("GET", "/providers/github/templates"),
 ]
 
 
@@ -44,3 +45,4 @@ def test_neighbouring_routes_are_untouched(system):
     assert made.status_code == 200, made.text  # a key named like the area is still an integration
     assert api.get("/integrations/quickstart").status_code == 200
     assert api.get("/syncs").status_code == 404  # whole segments only
+    assert api.get("/providers/github").status_code == 200  # the provider itself, beside its templates

@@ -170,12 +170,16 @@ def test_what_signing_needs_is_refused_when_missing(api):
 ROLE = "arn:aws:iam::123456789012:role/AuthportAccess"
 
 
-def sts_integration(api, **config) -> str:
+def sts_integration(api, **keys) -> str:
+    """An integration whose own AWS keys (client id / client secret, the secret stored encrypted) call STS."""
     key = unique("aws-sts")
-    integration_config = {"service": "execute-api", "defaultRegion": "eu-west-1", "awsAccessKeyId":
-                          STS_KEYS["access_key_id"], "awsSecretAccessKey": STS_KEYS["secret_access_key"], **config}
-    assert api.post("/integrations", json={"unique_key": key, "provider": "test-aws-sts",
-                                           "integration_config": integration_config}).status_code == 200
+    credentials = {"client_id": STS_KEYS["access_key_id"], "client_secret": STS_KEYS["secret_access_key"], **keys}
+    body = {"unique_key": key, "provider": "test-aws-sts",
+            "integration_config": {"service": "execute-api", "defaultRegion": "eu-west-1"}}
+    if credentials["client_id"] or credentials["client_secret"]:
+        body["credentials"] = {"type": "OAUTH2", **credentials}
+    answer = api.post("/integrations", json=body)
+    assert answer.status_code == 200, answer.text
     return key
 
 
@@ -221,8 +225,8 @@ REFUSED = [  # (body, integration config override, status, code, field)
     ({"role_arn": ROLE, "region": "Not A Region"}, {}, 400, "invalid_body", "region"),
     ({"role_arn": ROLE, "extra": "x"}, {}, 400, "invalid_body", "extra"),
     ({"role_arn": "arn:aws:iam::123456789012:role/Other"}, {}, 400, "invalid_credentials", None),
-    ({"role_arn": ROLE}, {"awsSecretAccessKey": "wrong"}, 400, "invalid_credentials", None),
-    ({"role_arn": ROLE}, {"awsAccessKeyId": ""}, 400, "missing_client_credentials", None),
+    ({"role_arn": ROLE}, {"client_secret": "wrong"}, 400, "invalid_credentials", None),
+    ({"role_arn": ROLE}, {"client_id": "", "client_secret": ""}, 400, "missing_client_credentials", None),
 ]
 
 

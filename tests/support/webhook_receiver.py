@@ -58,15 +58,24 @@ class WebhookReceiver:
         self.server.server_close()
 
     def about(self, connection_id: str) -> list[Delivery]:
+        return self.matching(lambda body: body.get("connectionId") == connection_id)
+
+    def matching(self, wanted) -> list[Delivery]:
+        """The deliveries whose parsed body `wanted(body)` accepts."""
         with self._lock:
-            return [d for d in self.deliveries if d.body.get("connectionId") == connection_id]
+            return [d for d in self.deliveries if wanted(d.body)]
 
     def wait_for(self, connection_id: str, count: int = 1, timeout: float = 15.0) -> list[Delivery]:
         """The deliveries about `connection_id`, once there are at least `count` (else AssertionError)."""
+        return self.wait_for_match(lambda body: body.get("connectionId") == connection_id, count, timeout,
+                                   f"about {connection_id}")
+
+    def wait_for_match(self, wanted, count: int = 1, timeout: float = 15.0, what: str = "matching") -> list[Delivery]:
+        """The deliveries `wanted(body)` accepts, once there are at least `count` (else AssertionError)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = self.about(connection_id)
+            found = self.matching(wanted)
             if len(found) >= count:
                 return found
             time.sleep(0.05)
-        raise AssertionError(f"{len(self.about(connection_id))} deliveries about {connection_id}, wanted {count}")
+        raise AssertionError(f"{len(self.matching(wanted))} deliveries {what}, wanted {count}")
