@@ -1,6 +1,6 @@
 """OAuth 1.0a (RFC 5849) as the provider catalogue describes it: the temporary (request) token,
 the authorization URL and the access token exchange. Requests are signed by authlib's client
-(`ClientAuth`) and sent through `services.auth.outbound` (the egress layer). No Flask here.
+(`ClientAuth`) and sent through `services.auth.provider_calls` (the egress layer). No Flask here.
 
 Catalogue keys used: `request_url`, `request_params`, `request_http_method` (default POST),
 `authorization_url`, `authorization_params`, `token_url`, `token_http_method` (default POST),

@@ -1,6 +1,6 @@
 """OAuth 2 as the provider catalogue describes it: the authorization URL, token requests
 (authorization code, client credentials, refresh) and turning their answers into credentials.
-No Flask here; every token request goes through `services.auth.outbound`."""
+No Flask here; every token request goes through `services.auth.provider_calls`."""
 
 from __future__ import annotations
 
