@@ -10,8 +10,9 @@ from collections.abc import Callable
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from common.errors import ApiError
-from common.identity import INTERNAL_KEY_HEADER, Identity
+from common import wsgi
+from common.errors import ApiError, Forbidden, Unauthorized, Unavailable
+from common.identity import Identity
 from common.version import VERSION
 
 log = logging.getLogger("authport")
@@ -32,7 +33,7 @@ HTTP_CODES = {
 def error_response(error: ApiError):
     response = jsonify(error.body())
     response.status_code = error.status
-    response.headers.update(getattr(error, "headers", None) or {})
+    response.headers.update(error.headers)
     return response
 
 
@@ -70,7 +71,6 @@ def install_errors(app: Flask) -> None:
 def require_internal_key(app: Flask, internal_key: str,
                          open_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")) -> None:
     """Refuse every request that does not carry the internal secret (constant-time check)."""
-    expected = internal_key.encode()
     app.extensions["authport_internal_key"] = internal_key  # /readyz shows its details to holders only
 
     @app.before_request
@@ -78,10 +78,8 @@ def require_internal_key(app: Flask, internal_key: str,
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         if request.path in open_paths:
             return None
-        given = request.headers.get(INTERNAL_KEY_HEADER, "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise ApiError("This service only accepts requests from Authport itself.", code="forbidden",
-                           status=403)
+        if not wsgi.carries_internal_key(request.environ, internal_key):
+            raise Forbidden("This service only accepts requests from Authport itself.")
         g.identity = Identity.from_headers(request.headers)
         return None
 
@@ -89,7 +87,7 @@ def require_internal_key(app: Flask, internal_key: str,
 def current_identity() -> Identity:
     identity = getattr(g, "identity", None)
     if identity is None:
-        raise ApiError("The request carries no resolved identity.", code="unauthorized", status=401)
+        raise Unauthorized("The request carries no resolved identity.")
     return identity
 
 
@@ -115,21 +113,17 @@ def install_health(app: Flask, ready_check: Callable[[], dict[str, str]], intern
     def _readyz():
         checks = ready_check()
         ok = all(state == "ok" for state in checks.values())
-        if _carries_internal_key(internal_key or app.extensions.get("authport_internal_key")):
+        if carries_internal_key(internal_key or app.extensions.get("authport_internal_key")):
             return jsonify({"status": "ready" if ok else "unavailable", "checks": checks, "version": VERSION}), (
                 200 if ok else 503)
         if ok:
             return jsonify({"status": "ready"})
-        return error_response(ApiError("Not ready: a dependency does not answer.", code="service_unavailable",
-                                       status=503))
+        return error_response(Unavailable("Not ready: a dependency does not answer."))
 
 
-def _carries_internal_key(expected: str | None) -> bool:
-    if not expected:
-        return False
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    given = request.headers.get(INTERNAL_KEY_HEADER) or (token.strip() if scheme.lower() == "bearer" else "")
-    return hmac.compare_digest(given.encode(), expected.encode())
+def carries_internal_key(expected: str | None) -> bool:
+    """Whether this request holds the internal secret, in INTERNAL_KEY_HEADER or as `Authorization: Bearer`."""
+    return wsgi.carries_internal_key(request.environ, expected, bearer=True)
 
 
 def quiet_request_lines() -> None:

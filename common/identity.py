@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
+from common.errors import Forbidden
+
 INTERNAL_KEY_HEADER = "X-Authport-Internal-Key"
 HEADER_PREFIX = "X-Authport-"
 _FIELDS = {
@@ -52,3 +54,9 @@ class Identity:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def require_secret(identity: Identity, message: str = "This route needs the environment's secret key.") -> None:
+    """Refuse (403 forbidden) a caller that did not authenticate with the environment's secret key."""
+    if identity.key_kind != "secret":
+        raise Forbidden(message)

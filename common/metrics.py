@@ -138,11 +138,9 @@ def install(app, process: str, internal_key: str | None, extra=None) -> None:
     """`GET /metrics` for holders of the internal key, in INTERNAL_KEY_HEADER or as `Authorization:
     Bearer` (what a Prometheus scrape config sends; anyone else: 404, as if it did not exist), the
     route template of each request for RequestMetrics, and RequestMetrics itself around the app."""
-    import hmac
-
     from flask import Response, request
 
-    from common.identity import INTERNAL_KEY_HEADER
+    from common.httpapp import carries_internal_key
 
     @app.before_request
     def _route_template():
@@ -150,9 +148,7 @@ def install(app, process: str, internal_key: str | None, extra=None) -> None:
             request.environ[ROUTE_KEY] = request.url_rule.rule
 
     def metrics_view():
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        given = request.headers.get(INTERNAL_KEY_HEADER) or (token.strip() if scheme.lower() == "bearer" else "")
-        if not internal_key or not hmac.compare_digest(given.encode(), internal_key.encode()):
+        if not carries_internal_key(internal_key):
             from common.errors import NotFound
 
             raise NotFound("Route not found")

@@ -14,7 +14,7 @@ without asking it again, so a client hammering with a revoked key costs no looku
 from __future__ import annotations
 
 from common import metrics
-from common.errors import ApiError
+from common.errors import ApiError, RateLimited, Unavailable
 from common.identity import Identity
 from common.internal import StoreClient
 from gateway import authn
@@ -26,9 +26,7 @@ from gateway.usage import UsageMeter
 def too_many(decision: Decision, message: str) -> ApiError:
     """The 429 to answer; `admit_request` adds the request's method and path to its body."""
     seconds = decision.headers()["Retry-After"]
-    error = ApiError(f"{message}, retry after {seconds} seconds", code="too_many_request", status=429)
-    error.headers = decision.headers()
-    return error
+    return RateLimited(f"{message}, retry after {seconds} seconds", headers=decision.headers())
 
 
 UNKNOWN = {
@@ -128,10 +126,8 @@ class Admission:
         if self.meter is not None and (decision is not None or self.limiter.fail_open):
             self.meter.count(identity, limited=decision is not None and not decision.allowed)
         if decision is None and not self.limiter.fail_open:
-            error = ApiError("Rate limiting is unavailable, try again shortly", code="rate_limit_unavailable",
-                             status=503)
-            error.headers = {"Retry-After": "1"}
-            raise error
+            raise Unavailable("Rate limiting is unavailable, try again shortly", code="rate_limit_unavailable",
+                              headers={"Retry-After": "1"})
         if decision is not None and not decision.allowed:
             raise too_many(decision, "Too many requests for this account's plan")
         return identity, decision

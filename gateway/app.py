@@ -5,23 +5,23 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from common import metrics
-from common.errors import ApiError, NotFound
+from common.errors import ApiError
 from common.httpapp import base_app, error_response, install_health
 from common.internal import ServiceClient, StoreClient
 from common.settings import Settings, load_settings
 from common.startup import StartupError
-from gateway import forwarding, openapi, root_page, routing, websockets
+from common.wsgi import METHODS
+from gateway import openapi, root_page, routing, websockets
 from gateway.admission import Admission
 from gateway.fastpath import ProxyFastPath
 from gateway.keycache import KeyCache
 from gateway.ratelimit import RateLimiter
+from gateway.router import Router
 from gateway.usage import UsageMeter
 
 CORS_ALLOW_HEADERS = ("Authorization, Content-Type, Accept, Provider-Config-Key, Connection-Id, Base-Url-Override, "
                       "Retries, Retry-On, Decompress, Nango-Activity-Log-Id, Nango-Is-Dry-Run, Nango-Is-Sync, "
                       "Nango-Is-Script, Accept-Language")
-SERVICE_BODY_LIMIT = 1024 * 1024  # what every service but the proxy accepts (common.httpapp)
 DISCARD_LIMIT = 8 * 1024 * 1024
 CORS_EXPOSE_HEADERS = ("Authorization, Etag, Content-Type, Content-Length, X-Nango-Signature, X-RateLimit-Limit, "
                        "X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After")
@@ -103,23 +103,12 @@ def build_admission(settings: Settings, store: StoreClient) -> Admission:
     return Admission(store, limiter, cache, UsageMeter(store))
 
 
-def dashboard_route(client: ServiceClient, cache: KeyCache):
-    """The dashboard's pages, passed through without an API key (it admits its own users)."""
-    request.max_content_length = SERVICE_BODY_LIMIT
-    response = forwarding.forward(client, None, headers=forwarding.dashboard_headers(
-        request.headers, request.remote_addr or "unknown"))
-    if request.method == "POST" and response.status_code < 400:
-        cache.clear()  # the operator may just have rotated or revoked a key of this gateway's callers
-    return response
-
-
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     if not settings.INTERNAL_API_KEY:
         raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
     clients = service_clients(settings)
     admission = build_admission(settings, clients["store"])
-    cache = admission.cache
     app = base_app("authport.gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the owning service enforces its own limit
     app.wsgi_app = ProxyFastPath(app.wsgi_app, admission, clients["proxy"], CORS_HEADERS,
@@ -143,47 +132,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_health(app, lambda: service_states({name: clients[name] for name in READINESS}),
                    settings.INTERNAL_API_KEY)
 
-    @app.route("/<path:_path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND",
-                                         "REPORT"])  # the last two: WebDAV calls the SDK proxies
-    def route(_path: str):
-        # "." and ".." segments are refused: the HTTP client removes them when forwarding, so
-        # "/connections/../internal/..." would reach a service's internal routes with our secret.
-        request.environ[metrics.ROUTE_KEY] = routing.template(request.path)
-        dot_segment = any(segment in (".", "..") for segment in request.path.split("/"))
-        area = None if dot_segment else routing.unsupported(request.path, request.method)
-        if area is not None:
-            if request.method == "OPTIONS":
-                return "", 204
-            admission.admit_request(request.method, request.path, request.headers, request.args,
-                                    request.remote_addr or "unknown")  # who may ask is asked first
-            raise ApiError(f"{area} are a Nango feature Authport does not implement.",
-                           code="not_supported_by_authport", status=501)
-        service = None if dot_segment or area is not None else routing.owner(request.path)
-        if service is None:
-            raise NotFound("Route not found")
-        if service == "dashboard":
-            return dashboard_route(clients["dashboard"], cache)
-        if request.method == "OPTIONS":
-            return "", 204
-        if service != "proxy":
-            # Refuse an oversized body here, before it is sent on: a service that answers 413 without
-            # reading the body closes the connection, and the next request sent on it would fail.
-            request.max_content_length = SERVICE_BODY_LIMIT
-        try:
-            identity, decision = admission.admit_request(request.method, request.path, request.headers, request.args,
-                                                         request.remote_addr or "unknown")
-        except ApiError as error:
-            if error.status == 401 and request.path.startswith("/oauth/connect/"):
-                return websockets.refuse_popup(hub, error, request.path, request.args)
-            raise
-        # Streamed both ways: proxied calls, and the log export (a SIEM's time range, any size).
-        response = forwarding.forward(clients[service], identity,
-                                      stream=service == "proxy" or request.path == "/logs/export")
-        hub.relay(response)
-        if decision is not None:
-            response.headers.update(decision.headers())
-        if service == "store" and request.path.startswith("/environment/") and response.status_code < 400:
-            cache.clear()  # a key of this gateway's callers may just have changed
-        return response
-
+    app.add_url_rule("/<path:_path>", "route", Router(admission, clients, hub), methods=sorted(METHODS))
     return app

@@ -15,13 +15,14 @@ from common import credential_versions as versions
 from common.errors import ApiError
 from common.internal import ServiceClient
 from common.metrics import ROUTE_KEY
-from common.wsgi import error_answer, status_line, unexpected
+from common.wsgi import METHODS as PUBLIC_METHODS
+from common.wsgi import error_answer, raw_target, status_line, unexpected
 from gateway import forwarding
 from gateway.admission import Admission
 
 PREFIX = "/proxy/"
 # What the Flask route accepts too, less OPTIONS (a preflight, answered there without a key).
-METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "PROPFIND", "REPORT"})
+METHODS = PUBLIC_METHODS - {"OPTIONS"}
 NO_ARGUMENTS = MultiDict()  # /proxy/* takes its key from the Authorization header only
 
 
@@ -61,7 +62,7 @@ class ProxyFastPath:
         outbound = {**forwarding.outbound_headers(headers), **framing}
         if decision is not None and len(decision.peeked) == 2:
             outbound[versions.VERSIONS_HEADER] = versions.encode_versions(*decision.peeked)
-        upstream = self.proxy.request(method, forwarding.raw_target(environ), body=body, headers=outbound,
+        upstream = self.proxy.request(method, raw_target(environ), body=body, headers=outbound,
                                       identity=identity, stream=True)
         answer_headers, chunks = forwarding.streamed_answer(upstream)
         answer_headers += self.cors_headers

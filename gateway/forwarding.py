@@ -6,20 +6,17 @@ and the proxied-call fast path (`gateway.fastpath`) forward in exactly the same 
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from flask import Response, request
 
+from common import wsgi
 from common.identity import HEADER_PREFIX, Identity
 from common.internal import ServiceClient
+from common.wsgi import raw_target
 
-HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length",
-}
+# Hop-by-hop headers, and the two the HTTP client sets itself for the next hop.
+HOP_BY_HOP = wsgi.HOP_BY_HOP | {"host", "content-length"}
 NOT_FORWARDED = HOP_BY_HOP | {"authorization", "cookie"}
 STREAM_CHUNK = 64 * 1024
-PATH_SAFE = "/!$&'()*+,;=:@-._~"  # RFC 3986 pchar and "/": kept as they are when re-encoding a path
 _PREFIX = HEADER_PREFIX.lower()
 
 
@@ -29,21 +26,6 @@ def outbound_headers(headers) -> dict[str, str]:
         name: value for name, value in headers.items()
         if name.lower() not in NOT_FORWARDED and not name.lower().startswith(_PREFIX)
     }
-
-
-def raw_target(environ) -> str:
-    """The path and query exactly as the caller sent them (percent-encoding kept).
-
-    Every service is sent these bytes, never the decoded path: decoding turns `%3F` into a real
-    query (`/connections/u1%3Fprovider_config_key%3Dgh`) and `%23` into a fragment the HTTP client
-    cuts off, so the service would act on another request than the one the gateway authorised.
-    The service decodes the path as the gateway did and sees the same path and query."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw and raw.startswith("/") and "#" not in raw:
-        return raw
-    query = environ.get("QUERY_STRING")
-    path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
-    return quote(path, safe=PATH_SAFE) + (f"?{query}" if query else "")
 
 
 def streamed_body(environ) -> tuple[object, dict[str, str]]:

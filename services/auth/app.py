@@ -12,7 +12,7 @@ from common.settings import Settings, load_settings
 from common.startup import StartupError
 from common.store_flows import FlowStore
 from services.auth.context import AuthContext
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 from services.auth.webhooks import WebhookSender
 
 

@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 
 from common.aws_sigv4 import NAME, SigV4Signer
 from common.errors import ApiError, field_error
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 
 STS_URL = "https://sts.amazonaws.com/"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")

@@ -9,7 +9,7 @@ from flask import current_app
 from common.providers import Catalogue
 from common.settings import Settings
 from common.store_flows import FlowStore
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 from services.auth.webhooks import WebhookSender
 
 

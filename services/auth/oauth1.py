@@ -1,6 +1,6 @@
 """OAuth 1.0a (RFC 5849) as the provider catalogue describes it: the temporary (request) token,
 the authorization URL and the access token exchange. Requests are signed by authlib's client
-(`ClientAuth`) and sent through `services.auth.outbound` (the egress layer). No Flask here.
+(`ClientAuth`) and sent through `services.auth.provider_calls` (the egress layer). No Flask here.
 
 Catalogue keys used: `request_url`, `request_params`, `request_http_method` (default POST),
 `authorization_url`, `authorization_params`, `token_url`, `token_http_method` (default POST),
@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from authlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT, ClientAuth
 
 from services.auth import oauth2, templates
-from services.auth.outbound import Answer, Outbound
+from services.auth.provider_calls import Answer, Outbound
 
 SIGNATURE_METHODS = {SIGNATURE_HMAC_SHA1, SIGNATURE_PLAINTEXT}
 FORM = "application/x-www-form-urlencoded"

@@ -1,6 +1,6 @@
 """OAuth 2 as the provider catalogue describes it: the authorization URL, token requests
 (authorization code, client credentials, refresh) and turning their answers into credentials.
-No Flask here; every token request goes through `services.auth.outbound`."""
+No Flask here; every token request goes through `services.auth.provider_calls`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from common import timestamps
 from common.errors import ApiError
 from services.auth import templates
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 
 UNDEFINED = "undefined"  # authorization_params[x]=undefined removes x
 CC_DEFAULT_LIFETIME = timedelta(minutes=55)

@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError
 from common.httpapp import current_identity
+from common.identity import require_secret
 from common.validation import json_body, validate
 from services.auth.context import ctx
 from services.auth.schemas import ConnectSessionCreate, ReconnectSessionCreate, dump
@@ -23,7 +24,7 @@ SESSION_TTL = timedelta(minutes=30)
 def require_kind(kind: str) -> None:
     if current_identity().key_kind != kind:
         if kind == "secret":
-            raise ApiError("This route needs the environment's secret key.", code="forbidden", status=403)
+            require_secret(current_identity())
         raise ApiError("Authentication failed. This route needs a connect session token.",
                        code="invalid_connect_session_token_format", status=401, payload={})
 

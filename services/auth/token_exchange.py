@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from common import timestamps
 from common.errors import ApiError
 from services.auth import templates
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 
 BASE64_CALL = re.compile(r"\$\{base64\(([^()]*)\)\}")
 BILL_SESSION = timedelta(minutes=35)

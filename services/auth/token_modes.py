@@ -16,7 +16,7 @@ import re
 
 from common.errors import ApiError, field_error
 from services.auth import signed_tokens, token_exchange
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 
 MODES = ("JWT", "TWO_STEP", "SIGNATURE", "BILL")
 FIXED_FIELDS = {"SIGNATURE": ("username", "password"), "BILL": ("username", "password", "organization_id", "dev_key")}

@@ -8,7 +8,7 @@ from urllib.parse import urlencode, urlsplit
 
 from common.errors import ApiError
 from services.auth import templates
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 
 
 def test_failed(message: str) -> ApiError:

@@ -32,7 +32,7 @@ from common import metrics
 from common.errors import ApiError
 from common.outbox_client import OutboxClient
 from common.startup import StartupError
-from services.auth.outbound import Outbound
+from services.auth.provider_calls import Outbound
 
 log = logging.getLogger("authport.auth.webhooks")
 CONCURRENCY = 8  # deliveries in flight per worker: a receiver that never answers holds one slot

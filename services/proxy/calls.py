@@ -22,14 +22,13 @@ from common.egress import Deadline, Egress, EgressResponse, OutboundRefused, Ups
 from common.errors import ApiError
 from common.identity import Identity
 from common.internal import StoreClient
+from common.wsgi import HOP_BY_HOP
 from services.proxy import injection, retry
 from services.proxy.contract import ProxyCall
 from services.proxy.credentials import CredentialCache
 from services.proxy.records import Recorder
 
 operations = logging.getLogger("authport.proxy.operations")
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-              "transfer-encoding", "upgrade"}
 REFRESHABLE = {"OAUTH2", "OAUTH2_CC", "APP", "JWT", "TWO_STEP", "SIGNATURE", "BILL", "MCP_OAUTH2"}
 
 
@@ -60,7 +59,7 @@ class Record:
             operations.debug(json.dumps({"operation": "proxy", **self.fields()}, separators=(",", ":")))
 
     def fields(self) -> dict:
-        """The record's content: `call.endpoint` is the path without its query (passage.raw_target)."""
+        """The record's content: `call.endpoint` is the path without its query (passage.proxy_target)."""
         return {"environment_id": self.identity.environment_id, "provider_config_key": self.call.provider_config_key,
                 "connection_id": self.call.connection_id, "method": self.method, "path": self.call.endpoint,
                 "status": self.status, "outcome": self.outcome, "attempts": self.attempts,

@@ -9,31 +9,22 @@ to Flask.
 
 from __future__ import annotations
 
-import hmac
-
 from werkzeug.datastructures import EnvironHeaders
 
 from common.credential_versions import VERSIONS_HEADER, decode_versions
-from common.errors import ApiError
-from common.identity import INTERNAL_KEY_HEADER, Identity
-from common.wsgi import error_answer, status_line, unexpected
+from common.errors import ApiError, Forbidden, MethodNotAllowed, Unauthorized
+from common.identity import Identity, require_secret
+from common.wsgi import METHODS, carries_internal_key, error_answer, raw_target, status_line, unexpected
 from services.proxy import contract
 from services.proxy.calls import Body, ProxyCalls
 
-FORBIDDEN = ApiError("This service only accepts requests from Authport itself.", code="forbidden", status=403)
-_INTERNAL_KEY = "HTTP_" + INTERNAL_KEY_HEADER.upper().replace("-", "_")
-# The methods the SDK's proxy sends (PROPFIND and REPORT: WebDAV APIs).
-METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
+FORBIDDEN = Forbidden("This service only accepts requests from Authport itself.")
 _VERSIONS = "HTTP_" + VERSIONS_HEADER.upper().replace("-", "_")
 
 
-def raw_target(environ) -> tuple[str, str]:
+def proxy_target(environ) -> tuple[str, str]:
     """(path after /proxy, query) exactly as sent, percent-encoding kept."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if not raw or not raw.startswith("/"):
-        query = environ.get("QUERY_STRING", "")
-        raw = environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
-    path, _, query = raw.partition("?")
+    path, _, query = raw_target(environ).partition("?")
     return path[len("/proxy"):], query
 
 
@@ -54,7 +45,7 @@ class ProxyPassage:
     def __init__(self, app, calls: ProxyCalls, internal_key: str, settings):
         self.app = app
         self.calls = calls
-        self.expected = internal_key.encode()
+        self.internal_key = internal_key
         self.max_retries = settings.PROXY_MAX_RETRIES
         self.max_replay = settings.PROXY_MAX_REPLAY_BYTES
 
@@ -70,20 +61,17 @@ class ProxyPassage:
             return error_answer(start_response, unexpected(environ))
 
     def _proxy(self, environ, start_response):
-        if not hmac.compare_digest(environ.get(_INTERNAL_KEY, "").encode(), self.expected):
+        if not carries_internal_key(environ, self.internal_key):
             raise FORBIDDEN
         if environ["REQUEST_METHOD"] not in METHODS:
-            error = ApiError(f"Method {environ['REQUEST_METHOD']} not allowed on this route", code="method_not_allowed",
-                             status=405)
-            error.headers = {"Allow": ", ".join(sorted(METHODS))}
-            raise error
+            raise MethodNotAllowed(f"Method {environ['REQUEST_METHOD']} not allowed on this route",
+                                   headers={"Allow": ", ".join(sorted(METHODS))})
         headers = EnvironHeaders(environ)
         identity = Identity.from_headers(headers)
         if identity is None:
-            raise ApiError("The request carries no resolved identity.", code="unauthorized", status=401)
-        if identity.key_kind != "secret":
-            raise ApiError("Proxied calls need the environment's secret key.", code="forbidden", status=403)
-        endpoint, query = raw_target(environ)
+            raise Unauthorized("The request carries no resolved identity.")
+        require_secret(identity, "Proxied calls need the environment's secret key.")
+        endpoint, query = proxy_target(environ)
         call = contract.parse(headers, endpoint, query, max_retries=self.max_retries)
         answer = self.calls.run(identity, call, environ["REQUEST_METHOD"], request_body(environ, self.max_replay),
                                 decode_versions(environ.get(_VERSIONS)))

@@ -7,8 +7,9 @@ from flask import Blueprint, jsonify, request
 
 from common.errors import ApiError
 from common.httpapp import current_identity
+from common.identity import require_secret
 from common.validation import json_body, validate
-from services.store import keys, operations, outbound, usage
+from services.store import keys, operations, proxy_credentials, usage
 from services.store.context import ctx
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
@@ -37,9 +38,8 @@ def connection_credentials():
     if not key or not connection_id:
         raise ApiError("provider_config_key and connection_id are required", code="invalid_query_params")
     identity = current_identity()
-    if identity.key_kind != "secret":
-        raise ApiError("Proxied calls need the environment's secret key.", code="forbidden", status=403)
-    found = outbound.for_outbound_call(ctx(), identity.environment_id, key, connection_id,
+    require_secret(identity, "Proxied calls need the environment's secret key.")
+    found = proxy_credentials.for_outbound_call(ctx(), identity.environment_id, key, connection_id,
                                        force_refresh=request.args.get("force_refresh") == "true")
     return jsonify({"connection": found})
 

@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from common.errors import ApiError, field_error
 from common.httpapp import current_identity
+from common.identity import require_secret
 from common.validation import json_body
 from services.store import actors, keys
 from services.store.context import ctx
@@ -35,8 +36,7 @@ def _announcer(state) -> None:
 @bp.before_request
 def _secret_key_only():
     request.get_data(cache=True)  # read the body even when refusing, so the connection stays usable
-    if current_identity().key_kind != "secret":
-        raise ApiError("Managing API keys needs the environment's secret key.", code="forbidden", status=403)
+    require_secret(current_identity(), "Managing API keys needs the environment's secret key.")
 
 
 def _who() -> dict:

@@ -142,7 +142,7 @@ _versions: dict[tuple[str | None, str], ConnectionVersions] = {}
 
 def connection_changed(settings: Settings, environment_id: int | None = None, provider_config_key: str | None = None,
                        *connection_ids: str) -> None:
-    """THE call after every committed write that changes what `outbound.for_outbound_call` returns:
+    """THE call after every committed write that changes what `proxy_credentials.for_outbound_call` returns:
     with names, those connections; without, every connection (an integration-wide change)."""
     slot = (settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)
     versions = _versions.get(slot)

@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 from common.errors import ApiError, NotFound
 from common.fields import CONNECTION_ID_PATTERN, KEY_PATTERN
 from common.httpapp import current_identity
+from common.identity import require_secret
 from common.validation import StrictQuery, json_body, query, uri_param, validate
 from services.store import actors, connections, envvars, flows, formatters, integrations, notify
 from services.store.context import ctx
@@ -59,8 +60,7 @@ def env_id() -> int:
 
 
 def require_secret_key() -> None:
-    if current_identity().key_kind != "secret":
-        raise ApiError("This route needs the environment's secret key.", code="forbidden", status=403)
+    require_secret(current_identity())
 
 
 @bp.get("/integrations")

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from common.errors import ApiError, field_error
 from common.httpapp import current_identity
+from common.identity import require_secret
 from common.validation import Strict, json_body, validate
 from services.store import actors, webhook_outbox, webhooks
 from services.store.context import ctx
@@ -50,8 +51,7 @@ class Attempt(Strict):
 
 def _secret_key_only():
     request.get_data(cache=True)  # read the body even when refusing, so the connection stays usable
-    if current_identity().key_kind != "secret":
-        raise ApiError("Managing the webhook needs the environment's secret key.", code="forbidden", status=403)
+    require_secret(current_identity(), "Managing the webhook needs the environment's secret key.")
 
 
 def shown(env: Environment):

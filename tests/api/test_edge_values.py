@@ -91,6 +91,7 @@ def token_endpoint():
     endpoint = TokenEndpoint()
     yield endpoint
     endpoint.server.shutdown()
+    endpoint.server.server_close()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

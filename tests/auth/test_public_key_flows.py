@@ -53,6 +53,7 @@ def sts():
     server = Sts()
     yield server
     server.server.shutdown()
+    server.server.server_close()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

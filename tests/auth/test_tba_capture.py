@@ -21,6 +21,7 @@ def tba_api():
     api = TbaApi()
     yield api
     api.server.shutdown()
+    api.server.server_close()
 
 
 @pytest.fixture(scope="module", params=("sqlite", "postgres"))

@@ -165,6 +165,7 @@ def signed_api():
     api = SignedApi()
     yield api
     api.server.shutdown()
+    api.server.server_close()
 
 
 @pytest.fixture(scope="module", params=("sqlite", "postgres"))

@@ -133,3 +133,4 @@ class OAuth1Server:
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
+            self._server.server_close()

@@ -280,6 +280,7 @@ class OAuthServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
+            self._server.server_close()
 
 
 class ClientCredentials(grants.ClientCredentialsGrant):

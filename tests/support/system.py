@@ -102,13 +102,17 @@ class System:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
                          for p in sorted(self.log_dir.glob("*.log")))
 
+    def spawn(self, name: str, module: str, env: dict[str, str]) -> subprocess.Popen:
+        """`python -m module` in its own session, its output appended to `<name>.log`."""
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child holds its own copy of the file
+            return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
     def start(self, timeout: float = 40.0) -> System:
         """Start the five processes; if one fails, stop the others before raising (none outlives the test)."""
         try:
             for name in ("store", "auth", "proxy", "dashboard", "gateway"):
-                log = open(self.log_dir / f"{name}.log", "ab")
-                self.procs[name] = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=self.env, cwd=ROOT,
-                                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                self.procs[name] = self.spawn(name, MODULES[name], self.env)
                 if name == "store":
                     self._wait(name, self.service_url("store"), timeout)
             for name in ("auth", "proxy", "dashboard"):
@@ -139,9 +143,7 @@ class System:
         """Start one more process of a kind (own port, same database and secrets); return its URL."""
         env = {**self.env, port_var: str(free_port()), **overrides}
         env = {k: v for k, v in env.items() if v is not None}
-        log = open(self.log_dir / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = self.spawn(name, module, env)
         url = f"http://127.0.0.1:{env[port_var]}"
         self._wait(name, url, timeout)
         return url
