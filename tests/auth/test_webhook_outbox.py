@@ -10,8 +10,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,7 @@ from tests.auth.test_connect_sessions import make_integration
 from tests.auth.test_webhooks import capture_api_key
 from tests.store import admin
 from tests.support.databases import create_postgres_database, drop_postgres_database
-from tests.support.system import ROOT, free_port, make_system
+from tests.support.system import free_port, make_system
 from tests.support.webhook_receiver import WebhookReceiver
 
 # Ten attempts about a second apart; a lease outlives an attempt (2 s) and expires soon after a kill.
@@ -114,9 +112,7 @@ def kill_auth(system) -> None:
 
 
 def start_auth(system) -> None:
-    log = open(system.log_dir / "auth.log", "ab")
-    system.procs["auth"] = subprocess.Popen([sys.executable, "-m", "services.auth"], env=system.env, cwd=ROOT,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    system.procs["auth"] = system.spawn("auth", "services.auth", system.env)
     system._wait("auth", system.service_url("auth"), 40)
 
 
