@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from datetime import datetime
 
 from peewee import IntegrityError, fn
 
-from common import timestamps
 from common.errors import ApiError, NotFound, field_error
 from common.request_signing import account_id_problem
-from services.store import formatters, hotpath, notify
+from services.store import credentials as credentials_domain
+from services.store import formatters, live, notify
 from services.store import integrations as integrations_domain
 from services.store.context import StoreContext
 from services.store.db import database
@@ -22,39 +20,6 @@ from services.store.schemas import ConnectionImport, ConnectionListQuery, Connec
 
 def unknown_provider_config() -> ApiError:
     return ApiError("Provider does not exists", code="unknown_provider_config", status=400)
-
-
-def parse_expiry(value) -> datetime | None:
-    """An expiry given as ISO-8601, epoch seconds or epoch milliseconds, as naive UTC.
-
-    Out of timestamps' range (datetime overflows near years 1 and 9999) is a 400 like any
-    malformed date, refused before anything is written.
-    """
-    if value is None or value == "":
-        return None
-    try:
-        moment = timestamps.parse_moment(value)
-    except timestamps.OutOfRange:
-        raise ApiError(code="invalid_body", status=400, message=None, errors=[
-            field_error(["credentials", "expires_at"], f"Invalid date: must be {timestamps.RANGE_TEXT}")]) from None
-    except (ValueError, OverflowError, OSError):
-        raise ApiError(code="invalid_body", status=400, message=None, errors=[
-            field_error(["credentials", "expires_at"], "Invalid date")]) from None
-    return moment.replace(tzinfo=None)
-
-
-def build_credentials(given) -> tuple[dict, datetime | None]:
-    """Stored credentials (Nango's shape, `raw` included) and their expiry."""
-    data = given.model_dump(exclude_none=True)
-    raw = data.pop("raw", None)
-    expires_at = parse_expiry(data.get("expires_at"))
-    if expires_at is not None:
-        data["expires_at"] = formatters.iso(expires_at)
-    if given.type in ("OAUTH2", "OAUTH2_CC", "OAUTH1"):
-        data["raw"] = raw if raw is not None else dict(data)
-    elif raw is not None:  # a token mode's exchange answer (TWO_STEP, BILL)
-        data["raw"] = raw
-    return data, expires_at
 
 
 def auto_tags(end_user: EndUser | None) -> dict[str, str]:
@@ -94,10 +59,6 @@ def find(env_id: int, provider_config_key: str, connection_id: str) -> tuple[Con
     return (row, row.integration) if row else None
 
 
-def credentials_of(ctx: StoreContext, conn: Connection) -> dict:
-    return conn.unseal_json(ctx.cipher, "credentials_enc")
-
-
 def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) -> tuple[Connection, Integration]:
     integration = integrations_domain.find(env_id, body.provider_config_key)
     if integration is None:
@@ -109,7 +70,7 @@ def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) ->
             ["credentials", "type"], f"Provider {integration.provider} does not support {body.credentials.type} auth")])
     if mode == "TBA":
         check_account_id(provider, body.connection_config)
-    credentials, expires_at = build_credentials(body.credentials)
+    credentials, expires_at = credentials_domain.build(body.credentials)
     connection_id = body.connection_id or str(uuid.uuid4())
     existing = find(env_id, body.provider_config_key, connection_id)
     now = utcnow()
@@ -117,7 +78,7 @@ def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) ->
         uid=str(uuid.uuid4()), environment=env_id, integration=integration, connection_id=connection_id,
         created_at=now, metadata={}, tags={}, connection_config={},
     )
-    conn.seal(ctx.cipher, "credentials_enc", json.dumps(credentials))
+    credentials_domain.seal(ctx, conn, credentials)
     conn.credentials_type = body.credentials.type
     conn.expires_at = expires_at
     conn.updated_at = conn.last_fetched_at = now
@@ -139,7 +100,7 @@ def import_connection(ctx: StoreContext, env_id: int, body: ConnectionImport) ->
             raise
         conn.id, conn.uid = raced[0].id, raced[0].uid
         conn.created_at = raced[0].created_at
-        conn.seal(ctx.cipher, "credentials_enc", json.dumps(credentials))
+        credentials_domain.seal(ctx, conn, credentials)
         conn.save()
     notify.connection_changed(ctx.settings, env_id, body.provider_config_key, connection_id)
     return conn, integration
@@ -161,18 +122,13 @@ def _explicit_tags(conn: Connection) -> dict:
 
 def get_for_read(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str, *,
                  force_refresh: bool = False):
-    """The live connection and its credentials, recording the read and refreshing them first when
-    they expire within the provider's buffer (or when forced): the one path of every credential read."""
-    from services.store import refresh
+    """The live connection and its credentials (`services.store.live`), with `GET /connections/:id`'s
+    not-found errors."""
+    def not_found(integration_exists: bool) -> ApiError:
+        return NotFound("Failed to find connection") if integration_exists else unknown_provider_config()
 
-    found = hotpath.touch_and_fetch(env_id, provider_config_key, connection_id)
-    if found is None:
-        if integrations_domain.find(env_id, provider_config_key) is None:
-            raise unknown_provider_config()
-        raise NotFound("Failed to find connection")
-    conn, integration = found
-    conn, credentials = refresh.ensure_fresh(ctx, conn, integration, credentials_of(ctx, conn), force=force_refresh)
-    return conn, integration, credentials
+    found = live.read(ctx, env_id, provider_config_key, connection_id, not_found=not_found, force=force_refresh)
+    return found.conn, found.integration, found.credentials
 
 
 def present_full(conn: Connection, integration: Integration, credentials: dict, *, include_refresh: bool,

@@ -7,34 +7,14 @@ the provider's signature method."""
 from __future__ import annotations
 
 from common.errors import ApiError
-from services.store import connections, hotpath
-from services.store import integrations as integrations_domain
+from services.store import live, refresh
 from services.store.context import StoreContext
-from services.store.models import Connection, Integration
+from services.store.models import Integration
 
 
 def missing_connection() -> ApiError:
     # What Nango answers when the proxy is given an unknown or deleted connection (transcript B12).
     return ApiError("Failed to get connection", code="server_error", status=400)
-
-
-def fresh_credentials(ctx: StoreContext, conn: Connection, integration: Integration, credentials: dict, *,
-                      force: bool) -> tuple[dict, bool, Connection]:
-    """(credentials to use now, whether they were just refreshed, the connection row they came from).
-
-    When the token expires within the provider's buffer, or `force` is set (the provider answered
-    401), the one refresh path of every credential read (`services.store.refresh`) takes the
-    connection's lock, asks auth to refresh and saves the result.
-    """
-    from services.store import refresh
-
-    try:
-        current, fresh = refresh.ensure_fresh(ctx, conn, integration, credentials, force=force)
-    except ApiError:
-        if force:  # a retry after the provider's 401: that 401 answers the caller, not this failure
-            return credentials, False, conn
-        raise
-    return fresh, fresh is not credentials, current
 
 
 def oauth1_consumer(ctx: StoreContext, integration: Integration, provider: dict) -> dict:
@@ -48,16 +28,16 @@ def oauth1_consumer(ctx: StoreContext, integration: Integration, provider: dict)
 def for_outbound_call(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str, *,
                       force_refresh: bool = False) -> dict:
     """The live connection's credentials and config with its provider's auth mode and proxy settings."""
-    found = hotpath.touch_and_fetch(env_id, provider_config_key, connection_id)
-    if found is None:
-        if integrations_domain.find(env_id, provider_config_key) is None:
-            raise ApiError("Provider does not exists", code="unknown_provider_config", status=404)
-        raise missing_connection()
-    conn, integration = found
-    credentials = connections.credentials_of(ctx, conn)
-    credentials, refreshed, conn = fresh_credentials(ctx, conn, integration, credentials, force=force_refresh)
+    def not_found(integration_exists: bool) -> ApiError:
+        if integration_exists:
+            return missing_connection()
+        return ApiError("Provider does not exists", code="unknown_provider_config", status=404)
+
+    # A retry after the provider's 401 (force): that 401 answers the caller, not a failed refresh.
+    found = live.read(ctx, env_id, provider_config_key, connection_id, not_found=not_found, force=force_refresh,
+                      keep_on_forced_failure=True)
+    conn, integration, credentials, refreshed = found.conn, found.integration, found.credentials, found.refreshed
     provider = ctx.catalogue.get(integration.provider) or {}
-    from services.store import refresh
     auth_mode = provider.get("auth_mode", conn.credentials_type)
     answer = {
         "connection_id": conn.connection_id,

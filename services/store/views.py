@@ -13,7 +13,7 @@ from common.fields import CONNECTION_ID_PATTERN, KEY_PATTERN
 from common.httpapp import current_identity
 from common.identity import require_secret
 from common.validation import StrictQuery, json_body, query, uri_param, validate
-from services.store import actors, connections, envvars, flows, formatters, integrations, notify
+from services.store import actors, connections, credentials, envvars, flows, formatters, integrations, notify
 from services.store.context import ctx
 from services.store.read_records import recorder
 from services.store.schemas import (
@@ -126,7 +126,7 @@ def import_connection():
     # A new row has created_at == updated_at (one `now`); a replaced one keeps its first created_at.
     actors.connection_event("created" if conn.created_at == conn.updated_at else "updated", integration.unique_key,
                             conn.connection_id, via="import", fields=["credentials", *replaced])
-    creds = connections.credentials_of(ctx(), conn)
+    creds = credentials.of(ctx(), conn)
     return jsonify(connections.present_full(conn, integration, creds, include_refresh=True, suffix="Z")), 201
 
 

@@ -19,7 +19,7 @@ import redis
 
 from common.crypto import Cipher
 from common.settings import Settings, SettingsError, load_settings
-from services.store import connections, purge
+from services.store import connections, credentials, purge
 from services.store.app import create_app, prepare_database
 from services.store.models import Connection, Environment, Integration, Operation, utcnow
 from tests.store import admin
@@ -155,7 +155,7 @@ def test_a_connection_deleted_30_days_ago_keeps_everything_a_restore_needs(store
     Connection.update(deleted_at=None).where(Connection.id == recent.id).execute()  # what a restore does
     conn, _ = connections.find(store.env_id, github.unique_key, recent.connection_id)
     ctx = SimpleNamespace(cipher=store.cipher)
-    assert connections.credentials_of(ctx, conn) == {"type": "API_KEY", "apiKey": f"key-{recent.uid}"}
+    assert credentials.of(ctx, conn) == {"type": "API_KEY", "apiKey": f"key-{recent.uid}"}
     assert (conn.end_user, conn.tags, conn.metadata) == ({"id": "user-1", "email": "u@example.test"},
                                                          {"end_user_id": "user-1"}, {"plan": "pro"})
 
