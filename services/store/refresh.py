@@ -16,6 +16,7 @@ from datetime import timedelta
 from common import metrics
 from common.errors import ApiError
 from common.refresh_client import RefreshClient
+from services.store import credentials as credentials_domain
 from services.store import formatters, locks, notify, webhooks
 from services.store.context import StoreContext
 from services.store.models import Connection, Integration, Operation, utcnow
@@ -109,7 +110,7 @@ def ensure_fresh(ctx: StoreContext, conn: Connection, integration, credentials: 
     with locks.connection_lock(conn.id, wait=LOCK_WAIT) as acquired:
         current = Connection.get_or_none((Connection.id == conn.id) & Connection.deleted_at.is_null()) or conn
         current.last_fetched_at = conn.last_fetched_at
-        fresh = credentials.of(ctx, current)
+        fresh = credentials_domain.of(ctx, current)
         since = asked_at - FORCE_SHARED if force else asked_at
         done_meanwhile = current.last_refresh_success is not None and current.last_refresh_success >= since
         if not acquired or done_meanwhile or not (force or expiring(current, provider)
@@ -141,8 +142,8 @@ def _refresh(ctx: StoreContext, conn: Connection, integration, credentials: dict
         webhooks.refresh_failed(ctx, conn, record, exc)
         raise _refused(conn, integration, "invalid_credentials", "The external API returned an error when trying "
                        "to refresh the access token. Please try again later.", 400) from None
-    conn.expires_at = credentials.parse_expiry(new.get("expires_at"))
-    credentials.seal(ctx, conn, new)
+    conn.expires_at = credentials_domain.parse_expiry(new.get("expires_at"))
+    credentials_domain.seal(ctx, conn, new)
     conn.last_refresh_success, conn.last_refresh_failure = now, None
     conn.refresh_attempts, conn.refresh_exhausted, conn.updated_at = 0, False, now
     Connection.update(credentials_enc=conn.credentials_enc, expires_at=conn.expires_at, last_refresh_success=now,
