@@ -1,4 +1,10 @@
-"""The git-ignored `.env` of the local mode: read it, and create it with generated secrets."""
+"""The git-ignored `.env` of the local mode: read it, and create it with generated secrets.
+
+Read by hand, not with python-dotenv: the file holds what `ensure` writes plus the KEY=VALUE lines
+an operator adds, and the twelve lines of `read` are the whole format (comments, `export `,
+surrounding quotes). python-dotenv would add a runtime dependency and its own rules (`${VAR}`
+expansion on by default, backslash escapes in double quotes), which would change a value such as
+a password containing `$` that an operator already wrote and this reader takes literally."""
 
 from __future__ import annotations
 

@@ -2,6 +2,12 @@
 
 Safe to run twice (each version is recorded) and from two processes at once (Postgres: an
 advisory lock; SQLite: an exclusive lock on a file beside the database, then BEGIN IMMEDIATE).
+
+Written as plain DDL, not with a migration library: Alembic needs SQLAlchemy models beside
+peewee's, and peewee's own `playhouse.migrate` gives column operations but neither a version table
+nor the cross-process start-up lock, which are what this module is. Every step is CREATE or
+ADD COLUMN, valid on both backends as written (`_dialect` fills in the few type names), so the SQL
+itself is the reviewable record of the schema.
 """
 
 from __future__ import annotations
