@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +93,21 @@ def temp_dir() -> Path:
 
 
 __all__ = ["make_system", "wrk", "measured", "temp_dir", "WrkResult"]
+
+
+def latency_ms(call, count: int, *, warmup: int = 1, prepare=lambda: None) -> tuple[float, float]:
+    """(p50, p95) in milliseconds of `count` calls `call(prepare())`, after `warmup` untimed ones.
+
+    `prepare` builds each call's arguments outside the timed window; `call` returns a response,
+    checked (raise_for_status) after its time is taken."""
+    for _ in range(warmup):
+        call(prepare()).raise_for_status()
+    times = []
+    for _ in range(count):
+        arguments = prepare()
+        started = time.perf_counter()
+        answer = call(arguments)
+        times.append((time.perf_counter() - started) * 1000)
+        answer.raise_for_status()
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95)]

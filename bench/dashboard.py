@@ -12,10 +12,8 @@ and 10 at 100,000.
 from __future__ import annotations
 
 import io
-import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
+from bench.common import latency_ms  # noqa: E402
 from tests.support.databases import create_postgres_database, drop_postgres_database, raw_rows  # noqa: E402
 from tests.support.system import make_system  # noqa: E402
 
@@ -59,14 +58,7 @@ def load(url: str, first: int, count: int) -> None:
 
 
 def timed(http: requests.Session, url: str, requests_: int) -> tuple[float, float]:
-    http.get(url).raise_for_status()
-    times = []
-    for _ in range(requests_):
-        started = time.perf_counter()
-        http.get(url).raise_for_status()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.95)]
+    return latency_ms(lambda _: http.get(url), requests_)
 
 
 def measure(system, label: str, calls: int) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
+from bench.common import latency_ms  # noqa: E402
 from tests.support.databases import create_postgres_database, drop_postgres_database, raw_rows  # noqa: E402
 from tests.support.system import make_system  # noqa: E402
 
@@ -60,17 +60,7 @@ def load(url: str, env_id: int, first: int, count: int) -> None:
 
 def timed(http: requests.Session, url: str, params_of) -> tuple[float, float]:
     """(p50, p95) in milliseconds of REQUESTS calls, after a warm-up."""
-    for _ in range(20):
-        http.get(url, params=params_of()).raise_for_status()
-    times = []
-    for _ in range(REQUESTS):
-        params = params_of()
-        started = time.perf_counter()
-        answer = http.get(url, params=params)
-        times.append((time.perf_counter() - started) * 1000)
-        answer.raise_for_status()
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.95)]
+    return latency_ms(lambda params: http.get(url, params=params), REQUESTS, warmup=20, prepare=params_of)
 
 
 def database_ms(url: str, env_id: int) -> tuple[float, str]:
