@@ -106,10 +106,7 @@ def test_status_names_a_process_that_is_down(running):
         assert "down (no answer)" in lines["proxy"] and "ready" in lines["store"]
         assert "proxy error" in lines["gateway"] or "proxy" in lines["gateway"]
     finally:
-        log = open(system.log_dir / "proxy.log", "ab")
-        system.procs["proxy"] = subprocess.Popen([sys.executable, "-m", "services.proxy"], env=system.env,
-                                                 cwd=Path(__file__).resolve().parents[1], stdout=log,
-                                                 stderr=subprocess.STDOUT, start_new_session=True)
+        system.procs["proxy"] = system.spawn("proxy", "services.proxy", system.env)
         system._wait("proxy", system.service_url("proxy"), 40)
 
 

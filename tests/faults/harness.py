@@ -127,9 +127,9 @@ class Process:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
-        log = open(self.log_dir / f"{self.name}.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, cwd=ROOT, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log_dir / f"{self.name}.log", "ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, cwd=ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
