@@ -42,7 +42,11 @@ def test_a_request_upgrading_to_something_else_is_not_a_websocket(root_system):
 def test_the_websocket_still_answers_at_its_path(root_system):
     system, path = root_system
     first, second = Socket(system.url, path=path), Socket(system.url, path=path)
-    assert first.client_id != second.client_id
+    try:
+        assert first.client_id != second.client_id
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_plain_get_of_a_separate_websocket_path_is_a_json_404(root_system):

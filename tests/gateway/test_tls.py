@@ -47,6 +47,8 @@ def test_plain_http_is_not_served(tls):
         requests.get(f"http://127.0.0.1:{tls['port']}/healthz", timeout=5)
 
 
+# The test offers TLS 1.0/1.1 on purpose, to see them refused; Python warns that they are deprecated.
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_tls_below_1_2_is_refused_and_1_2_is_accepted(tls):
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.load_verify_locations(tls["ca"])
