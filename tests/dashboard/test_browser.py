@@ -210,10 +210,14 @@ def test_health_filters_and_the_credential_state_of_a_connection(operator, syste
     page = operator.open("/dashboard/dev/connections")
     page.get_by_label("Show").select_option("failing")
     page.get_by_role("button", name="Search").click()
-    assert "state=failing" in page.url and page.locator(listed).all_inner_texts() == ["conn-failing"]
+    page.wait_for_url("**state=failing**")
+    page.locator(listed).first.wait_for()
+    assert page.locator(listed).all_inner_texts() == ["conn-failing"]
     operator.shot("connections-failing")
     page.get_by_label("Show").select_option("healthy")
     page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**state=healthy**")  # the list is read once the new page is there
+    page.locator(listed).first.wait_for()
     healthy = page.locator(listed).all_inner_texts()
     assert "conn-healthy" in healthy and "conn-failing" not in healthy
     page = operator.open("/dashboard/dev/connections/gh-dash/conn-failing")
