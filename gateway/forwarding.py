@@ -6,17 +6,21 @@ and the proxied-call fast path (`gateway.fastpath`) forward in exactly the same 
 
 from __future__ import annotations
 
+import logging
+
+import urllib3
 from flask import Response, request
 
 from common import wsgi
 from common.identity import HEADER_PREFIX, Identity
-from common.internal import ServiceClient
+from common.internal import UNREACHABLE, ServiceClient, ServiceUnavailable
 from common.wsgi import raw_target
 
 # Hop-by-hop headers, and the two the HTTP client sets itself for the next hop.
 HOP_BY_HOP = wsgi.HOP_BY_HOP | {"host", "content-length"}
 NOT_FORWARDED = HOP_BY_HOP | {"authorization", "cookie"}
 STREAM_CHUNK = 64 * 1024
+log = logging.getLogger(__name__)
 _PREFIX = HEADER_PREFIX.lower()
 
 
@@ -79,15 +83,29 @@ def streamed_answer(upstream) -> tuple[list[tuple[str, str]], object]:
     """The proxy's answer passed on byte for byte: its length kept, its encoding not undone.
 
     An upstream API's answer never carries our internal headers on: one could otherwise pose as
-    a service and, say, publish a message to a waiting websocket."""
+    a service and, say, publish a message to a waiting websocket.
+
+    The first chunk is read here, before the caller starts its answer: a proxy replica killed
+    between its status line and its body is then the documented 503, not a 500 from the WSGI
+    server (which sends nothing of the answer before its first body bytes). A failure after that
+    cuts the answer short, and its Content-Length or chunked framing tells the client."""
     headers = [(k, v) for k, v in upstream.headers.items()
                if k.lower() not in HOP_BY_HOP - {"content-length"} and not k.lower().startswith(_PREFIX)]
+    try:
+        first = upstream.read1(STREAM_CHUNK, decode_content=False)
+    except urllib3.exceptions.HTTPError as exc:
+        upstream.close()
+        upstream.release_conn()
+        log.warning("internal service answer cut off before its body: %s %s", type(exc).__name__, exc)
+        raise ServiceUnavailable(UNREACHABLE) from exc
 
     def body_chunks():
         complete = False
         try:
-            while chunk := upstream.read1(STREAM_CHUNK, decode_content=False):
+            chunk = first
+            while chunk:
                 yield chunk
+                chunk = upstream.read1(STREAM_CHUNK, decode_content=False)
             complete = True
         finally:
             if not complete:  # the caller left early: this connection still holds unread bytes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket as socket_module
 import threading
 import time
 import uuid
@@ -282,3 +283,47 @@ def test_head_and_204_answers_have_no_body(system, scripted, linked):
                 assert body == OK
     finally:
         conn.close()
+
+
+class DyingProxy:
+    """A proxy replica killed between its status line and its body: it reads a request, sends a
+    200 head announcing ten bytes, and closes the connection."""
+
+    def __init__(self):
+        self.listener = socket_module.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.served = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head and (data := conn.recv(65536)):
+                    head += data
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n")
+                self.served += 1
+
+
+@pytest.fixture(scope="module")
+def dying_gateway(system):
+    proxy = DyingProxy()
+    yield proxy, system.add_gateway(f"gateway-dying-{uuid.uuid4().hex[:6]}", PROXY_URL=proxy.url)
+    proxy.listener.close()
+
+
+@pytest.mark.parametrize("endpoint", ["/cut", ""], ids=["fast-path", "bare-proxy-via-flask"])
+def test_a_proxy_answer_cut_before_its_body_is_the_documented_503(system, linked, dying_gateway, endpoint):
+    proxy, url = dying_gateway
+    api = gateway(system)
+    api.base_url = url
+    served = proxy.served
+    response = proxied(api, "GET", endpoint, *linked)
+    assert proxy.served > served, "the request did not reach the dying proxy"
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert proxied(api, "GET", endpoint, *linked).status_code == 503  # the gateway's worker lives on
