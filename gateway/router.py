@@ -12,10 +12,14 @@ from flask import request
 from common import metrics
 from common.errors import ApiError, NotFound
 from common.internal import ServiceClient
-from gateway import forwarding, routing, websockets
-from gateway.admission import Admission
+from gateway import authn, forwarding, routing, websockets
+from gateway.admission import Admission, too_many
 
 SERVICE_BODY_LIMIT = 1024 * 1024  # what every service but the proxy accepts (common.httpapp)
+# Sent with a provider webhook from an address past its failure limit: the store still checks it
+# (a right signature is relayed) but records no refusal, so a flood of forged ones costs no rows.
+UNRECORDED_REFUSALS = "X-Authport-Unrecorded-Refusals"
+REFUSED_WEBHOOK = (401, 404)  # a wrong signature, an unknown environment or integration
 UNSUPPORTED = "unsupported"
 
 
@@ -50,6 +54,8 @@ class Router:
             return self._dashboard()
         if request.method == "OPTIONS":
             return "", 204
+        if service == "store" and request.method == "POST" and request.path.startswith(authn.PROVIDER_WEBHOOKS):
+            return self._provider_webhook()
         if service != "proxy":
             # Refuse an oversized body here, before it is sent on: a service that answers 413 without
             # reading the body closes the connection, and the next request sent on it would fail.
@@ -74,6 +80,22 @@ class Router:
             request.headers, request.remote_addr or "unknown"))
         if request.method == "POST" and response.status_code < 400:
             self.admission.cache.clear()  # the operator may just have rotated or revoked a key of our callers
+        return response
+
+    def _provider_webhook(self):
+        """A provider's webhook (no key: the store checks its signature). Refusals count against
+        the sender's address like failed authentications: past AUTH_FAILURE_LIMIT a refusal is a
+        429 and the store stops recording refusals from it; a rightly signed webhook still passes."""
+        request.max_content_length = SERVICE_BODY_LIMIT
+        address = request.remote_addr or "unknown"
+        headers = forwarding.outbound_headers(request.headers)
+        if self.admission.limiter.auth_blocked(address) is not None:
+            headers[UNRECORDED_REFUSALS] = "1"
+        response = forwarding.forward(self.clients["store"], None, headers=headers)
+        if response.status_code in REFUSED_WEBHOOK:
+            refusal = self.admission.limiter.auth_failed(address)
+            if refusal is not None:
+                raise too_many(refusal, "Too many refused webhooks from this address")
         return response
 
     def _forward(self, service: str):

@@ -31,6 +31,8 @@ from services.store.models import Environment, WebhookOutbox, utcnow
 
 log = logging.getLogger("authport.store.inbound_webhooks")
 KIND = "webhook.inbound"
+# Set by the gateway (gateway/router.py) when the sender is past its failure limit.
+UNRECORDED_REFUSALS = "X-Authport-Unrecorded-Refusals"
 ACTOR = "provider"
 
 
@@ -44,7 +46,8 @@ def receive(ctx: StoreContext, environment_uid: str, provider_config_key: str, r
     if integration is None:
         raise NotFound("Provider config not found", code="unknown_provider_config")
     entry = ctx.catalogue.get(integration.provider) or {}
-    verified = _check_signature(ctx, env, integration, entry, raw, headers)  # before the body is read
+    verified = _check_signature(ctx, env, integration, entry, raw, headers,  # before the body is read
+                                record_refusal=not headers.get(UNRECORDED_REFUSALS))
     payload = parse_payload(raw, content_type)
     detail = {"provider": integration.provider, "verified": verified, "bytes": len(raw)}
     challenge = _challenge(entry, payload)
@@ -85,9 +88,11 @@ def parse_payload(raw: bytes, content_type: str):
                    code="unsupported_content_type", status=415)
 
 
-def _check_signature(ctx: StoreContext, env, integration, entry: dict, raw: bytes, headers) -> bool:
+def _check_signature(ctx: StoreContext, env, integration, entry: dict, raw: bytes, headers, *,
+                     record_refusal: bool = True) -> bool:
     """True when the provider signs and the signature is good; False when nothing is to be checked
-    (the provider does not sign, or the integration has no secret to check with)."""
+    (the provider does not sign, or the integration has no secret to check with). A refusal is
+    recorded unless the gateway says its sender is past the failure limit (`record_refusal`)."""
     scheme = entry.get("webhook_signature")
     if not scheme:
         return False
@@ -98,11 +103,12 @@ def _check_signature(ctx: StoreContext, env, integration, entry: dict, raw: byte
     try:
         webhook_signatures.verify(scheme, secret, raw, headers)
     except webhook_signatures.SignatureRefused as refused:
-        with write_transaction(database):
-            operations.record(env.id, KIND, actor=ACTOR, provider_config_key=integration.unique_key, success=False,
-                              error_code="invalid_signature",
-                              detail={"provider": integration.provider, "verified": False, "bytes": len(raw),
-                                      "result": "refused_signature"})
+        if record_refusal:
+            with write_transaction(database):
+                operations.record(env.id, KIND, actor=ACTOR, provider_config_key=integration.unique_key,
+                                  success=False, error_code="invalid_signature",
+                                  detail={"provider": integration.provider, "verified": False, "bytes": len(raw),
+                                          "result": "refused_signature"})
         raise ApiError(str(refused), code="invalid_signature", status=401) from None
     return True
 

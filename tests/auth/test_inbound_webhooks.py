@@ -242,3 +242,25 @@ def test_slacks_url_verification_is_answered_with_its_challenge_not_relayed(syst
     assert answer.status_code == 200 and answer.json() == {"challenge": challenge}
     assert inbound_records(system, "slack")[0]["detail"]["result"] == "challenge_answered"
     assert receiver.matching(lambda body: body.get("payload", {}).get("challenge") == challenge) == []
+
+
+def test_refused_webhooks_past_the_address_limit_are_429_and_stop_writing_records(system, receiver):
+    """An open route must not let anyone fill the log: past AUTH_FAILURE_LIMIT refusals a minute
+    from one address, a forged webhook is a 429 and leaves no record; a rightly signed one from
+    the same address still passes and is forwarded."""
+    strict = system.add_gateway(f"gateway-strict-{secrets.token_hex(3)}", AUTH_FAILURE_LIMIT="3")
+    target = inbound_url(system, "github").replace(system.url, strict)
+    marker = secrets.token_hex(6)
+    raw = json.dumps({"marker": marker}).encode()
+    before = len(inbound_records(system, "github"))
+    statuses = [requests.post(target, data=raw, timeout=10, headers={
+        "Content-Type": "application/json", **WRONG["github"](raw)}).status_code for _ in range(6)]
+    assert statuses == [401, 401, 401, 429, 429, 429], statuses
+    assert len(inbound_records(system, "github")) == before + 3  # the three 401s, then no more
+    good = json.dumps({"marker": marker + "-good"}).encode()
+    answer = requests.post(target, data=good, timeout=10, headers={"Content-Type": "application/json",
+                                                                    **hub(WEBHOOK_SECRET, good)})
+    assert answer.status_code == 200, answer.text
+    receiver.wait_for_match(with_marker(marker + "-good"))
+    assert len(inbound_records(system, "github")) == before + 4
+    assert receiver.matching(with_marker(marker)) == []
