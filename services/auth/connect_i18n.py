@@ -52,6 +52,10 @@ EN = {
     "field_client_secret": "Client secret",
     "field_token_id": "Token ID",
     "field_token_secret": "Token secret",
+    "field_organization_id": "Organization ID",
+    "field_dev_key": "Developer key",
+    "field_role_arn": "IAM role ARN",
+    "field_region": "AWS region",
 }
 
 FR = {
@@ -104,6 +108,10 @@ FR = {
     "field_client_secret": "Secret client",
     "field_token_id": "Identifiant du jeton",
     "field_token_secret": "Secret du jeton",
+    "field_organization_id": "Identifiant de l'organisation",
+    "field_dev_key": "Clé de développeur",
+    "field_role_arn": "ARN du rôle IAM",
+    "field_region": "Région AWS",
 }
 
 LANGUAGES = {"en": EN, "fr": FR}

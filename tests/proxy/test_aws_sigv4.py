@@ -258,3 +258,27 @@ def test_the_frontend_sdk_sends_a_role_arn_in_chromium(system, api, sts, browser
     assert "ok" in outcome, outcome
     shown = api.get(f"/connections/{outcome['ok']['connectionId']}", params={"provider_config_key": key}).json()
     assert (shown["credentials"]["role_arn"], shown["credentials"]["region"]) == (ROLE, "ap-south-1")
+
+
+def test_the_hosted_connect_page_asks_for_the_role_and_an_optional_region(system, api, sts, browser):  # noqa: F811
+    key = sts_integration(api)
+    link = create_session(api, allowed_integrations=[key], end_user={"id": "aws-page"})["connect_link"]
+    context = browser.new_context()
+    tab = context.new_page()
+    try:
+        tab.goto(link)  # one integration allowed: the page opens on its form
+        tab.wait_for_selector("#field-role_arn")
+        assert tab.inner_text("label[for=field-role_arn]") == "IAM role ARN"
+        assert "optional" in tab.inner_text("label[for=field-region]")
+        tab.fill("#field-role_arn", "not-an-arn")
+        tab.click("#connect-submit")
+        tab.wait_for_selector("#alert:not([hidden])")  # the server's 400 naming role_arn, shown on the page
+        tab.fill("#field-role_arn", ROLE)
+        tab.click("#connect-submit")
+        tab.wait_for_selector("#success-view:not([hidden])")
+    finally:
+        context.close()
+    [made] = api.get("/connections", params={"endUserId": "aws-page"}).json()["connections"]
+    shown = api.get(f"/connections/{made['connection_id']}", params={"provider_config_key": key}).json()
+    assert (shown["credentials"]["type"], shown["credentials"]["role_arn"]) == ("AWS_SIGV4", ROLE)
+    assert "region" not in shown["credentials"] and sts.calls[-1]["RoleArn"] == ROLE

@@ -187,12 +187,13 @@
     API_KEY: [['apiKey', true]], BASIC: [['username', false], ['password', true]],
     TBA: [['token_id', false], ['token_secret', true]], OAUTH2_CC: [['client_id', false], ['client_secret', true]],
     SIGNATURE: [['username', false], ['password', true]], NONE: [],
-    BILL: [['username', false], ['password', true], ['organization_id', false], ['dev_key', true]]
+    BILL: [['username', false], ['password', true], ['organization_id', false], ['dev_key', true]],
+    AWS_SIGV4: [['role_arn', false], ['region', false, true]]  // [name, secret, optional]
   };
   var DECLARED_FIELDS = ['JWT', 'TWO_STEP'];  // the provider's `credentials` entry lists what to ask for
   var ROUTES = {API_KEY: '/api-auth/api-key/', BASIC: '/api-auth/basic/', TBA: '/auth/tba/', OAUTH2_CC: '/oauth2/auth/',
     NONE: '/auth/unauthenticated/', JWT: '/auth/jwt/', TWO_STEP: '/auth/two-step/', SIGNATURE: '/auth/signature/',
-    BILL: '/auth/bill/'};
+    BILL: '/auth/bill/', AWS_SIGV4: '/auth/aws-sigv4/'};
   var POPUP_MODES = ['OAUTH2', 'OAUTH1'];
 
   function fieldsOf(provider, mode) {
@@ -201,7 +202,7 @@
     var asked = DECLARED_FIELDS.indexOf(mode) >= 0
       ? Object.keys(declared).map(function (name) { return [name, false]; }) : (MODE_FIELDS[mode] || []);
     asked.forEach(function (pair) {
-      var spec = declared[pair[0]] || {};
+      var spec = declared[pair[0]] || (pair[2] ? {optional: true} : {});
       fields.push(field(pair[0], spec, 'credential', spec.secret === undefined ? pair[1] : spec.secret === true));
     });
     var config = provider.connection_config || {};
