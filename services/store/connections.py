@@ -13,7 +13,8 @@ from services.store import credentials as credentials_domain
 from services.store import formatters, live, notify
 from services.store import integrations as integrations_domain
 from services.store.context import StoreContext
-from services.store.db import database
+from services.store.db import database, is_postgres
+from services.store.migrations import write_transaction
 from services.store.models import Connection, Integration, utcnow
 from services.store.schemas import ConnectionImport, ConnectionListQuery, ConnectionPatch, EndUser
 
@@ -50,12 +51,17 @@ def check_account_id(provider: dict, connection_config: dict | None) -> None:
             field_error(["connection_config", "accountId"], message)])
 
 
-def find(env_id: int, provider_config_key: str, connection_id: str) -> tuple[Connection, Integration] | None:
-    row = (Connection.select(Connection, Integration).join(Integration)
-           .where((Connection.environment == env_id) & (Integration.unique_key == provider_config_key)
-                  & (Connection.connection_id == connection_id) & Connection.deleted_at.is_null()
-                  & Integration.deleted_at.is_null())
-           .first())
+def find(env_id: int, provider_config_key: str, connection_id: str, *, for_update: bool = False
+         ) -> tuple[Connection, Integration] | None:
+    """The live connection and its integration. `for_update` (inside a write transaction) locks the
+    connection's row on Postgres until the transaction ends; SQLite's write lock already holds."""
+    query = (Connection.select(Connection, Integration).join(Integration)
+             .where((Connection.environment == env_id) & (Integration.unique_key == provider_config_key)
+                    & (Connection.connection_id == connection_id) & Connection.deleted_at.is_null()
+                    & Integration.deleted_at.is_null()))
+    if for_update and is_postgres(database):
+        query = query.for_update(of=Connection)
+    row = query.first()
     return (row, row.integration) if row else None
 
 
@@ -219,11 +225,12 @@ def delete(env_id: int, provider_config_key: str, connection_id: str) -> None:
 
 def set_metadata(env_id: int, provider_config_key: str, connection_ids: list[str], metadata: dict, *,
                  merge: bool) -> None:
-    """Replace (or shallow-merge) metadata of every named connection; all or nothing."""
-    with database.atomic():
+    """Replace (or shallow-merge) metadata of every named connection; all or nothing. Each row is
+    locked as it is read: two merges of one connection at once both land, neither is lost."""
+    with write_transaction(database):
         found = []
-        for connection_id in connection_ids:
-            row = find(env_id, provider_config_key, connection_id)
+        for connection_id in sorted(set(connection_ids)):  # one lock order: two batches cannot deadlock
+            row = find(env_id, provider_config_key, connection_id, for_update=True)
             if row is None:
                 raise ApiError(f"Connection with connection_id: {connection_id} and provider_config_key: "
                                f"{provider_config_key} not found", code="unknown_connection", status=404)

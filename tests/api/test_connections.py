@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -242,6 +243,20 @@ def test_metadata_for_several_connections_is_all_or_nothing(api, key):
     assert (both.status_code, both.json()) == (201, body)
     assert partial.status_code == 404 and partial.json()["error"]["code"] == "unknown_connection"
     assert [get_connection(api, key, c).json()["metadata"] for c in (one, two)] == [{"v": 1}, {"v": 1}]
+
+
+def test_concurrent_metadata_merges_of_one_connection_all_land(system, key):
+    """Merges are read-modify-write: each row is locked while it is merged, so none is lost."""
+    cid = make_connection(gateway(system), key)["connection_id"]
+
+    def merge(n: int) -> int:
+        return gateway(system).patch("/connections/metadata", json={
+            "connection_id": cid, "provider_config_key": key, "metadata": {f"k{n}": n}}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(merge, range(40)))
+    assert statuses == [200] * 40
+    assert get_connection(gateway(system), key, cid).json()["metadata"] == {f"k{n}": n for n in range(40)}
 
 
 def test_legacy_metadata_path_uses_the_header_and_echoes_the_metadata(api, key):
