@@ -13,7 +13,7 @@ from common.startup import StartupError
 from common.wsgi import METHODS
 from gateway import openapi, root_page, routing, websockets
 from gateway.admission import Admission
-from gateway.fastpath import ProxyFastPath
+from gateway.fastpath import CredentialReadFastPath, ProxyFastPath
 from gateway.keycache import KeyCache
 from gateway.ratelimit import RateLimiter
 from gateway.router import Router
@@ -111,8 +111,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     admission = build_admission(settings, clients["store"])
     app = base_app("authport.gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the owning service enforces its own limit
-    app.wsgi_app = ProxyFastPath(app.wsgi_app, admission, clients["proxy"], CORS_HEADERS,
-                                 settings.REDIS_KEY_PREFIX if settings.NANGO_REDIS_URL else None)
+    redis_prefix = settings.REDIS_KEY_PREFIX if settings.NANGO_REDIS_URL else None
+    app.wsgi_app = ProxyFastPath(app.wsgi_app, admission, clients["proxy"], CORS_HEADERS, redis_prefix)
+    app.wsgi_app = CredentialReadFastPath(app.wsgi_app, admission, clients["store"], CORS_HEADERS, redis_prefix)
     if settings.TRUSTED_PROXIES:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

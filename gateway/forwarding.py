@@ -79,6 +79,13 @@ def forward(client: ServiceClient, identity: Identity | None, *, stream: bool = 
     return response
 
 
+def answer_headers(upstream, body: bytes) -> list[tuple[str, str]]:
+    """The headers of a service's whole (not streamed) answer as passed on, with its length."""
+    kept = [(k, v) for k, v in upstream.headers.items()
+            if k.lower() not in HOP_BY_HOP and not k.lower().startswith(_PREFIX)]
+    return [*kept, ("Content-Length", str(len(body)))]
+
+
 def streamed_answer(upstream) -> tuple[list[tuple[str, str]], object]:
     """The proxy's answer passed on byte for byte: its length kept, its encoding not undone.
 

@@ -162,6 +162,9 @@ def create_app(settings: Settings | None = None) -> Flask:
                     depth, ["state"])
 
     app.extensions["authport_metrics_extra"] = metrics_extra
+    from services.store.read_cache import CachedReads
+
+    app.wsgi_app = CachedReads(app.wsgi_app, settings.INTERNAL_API_KEY)
 
     @app.after_request
     def _request_id(response):

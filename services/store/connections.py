@@ -128,13 +128,12 @@ def _explicit_tags(conn: Connection) -> dict:
 
 def get_for_read(ctx: StoreContext, env_id: int, provider_config_key: str, connection_id: str, *,
                  force_refresh: bool = False):
-    """The live connection and its credentials (`services.store.live`), with `GET /connections/:id`'s
-    not-found errors."""
+    """The live connection and its credentials (`services.store.live.LiveRead`), with `GET
+    /connections/:id`'s not-found errors."""
     def not_found(integration_exists: bool) -> ApiError:
         return NotFound("Failed to find connection") if integration_exists else unknown_provider_config()
 
-    found = live.read(ctx, env_id, provider_config_key, connection_id, not_found=not_found, force=force_refresh)
-    return found.conn, found.integration, found.credentials
+    return live.read(ctx, env_id, provider_config_key, connection_id, not_found=not_found, force=force_refresh)
 
 
 def present_full(conn: Connection, integration: Integration, credentials: dict, *, include_refresh: bool,

@@ -15,10 +15,12 @@ queue. At a normal exit (SIGTERM, SIGINT) what is queued is written once, best e
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import threading
 from collections import deque
+from datetime import datetime
 
 from services.store import actors
 from services.store.db import database
@@ -30,6 +32,9 @@ log = logging.getLogger("authport.store.records")
 INTERVAL = 1.0
 BATCH = 500
 CAPACITY = 10_000
+# A read's record detail, encoded once: (refresh_token shown, force_refresh) -> JSON.
+READ_DETAIL = {(shown, forced): json.dumps({"refresh_token": shown, "force_refresh": forced}, separators=(",", ":"))
+               for shown in (False, True) for forced in (False, True)}
 COLUMNS = ("environment_id", "kind", "provider_config_key", "connection_id", "success", "created_at", "actor",
            "request_id", "detail")
 
@@ -44,15 +49,18 @@ class ReadRecorder:
         self._lock = threading.Lock()  # one writer at a time: the thread, or the exit flush
 
     def add(self, environment_id: int, provider_config_key: str, connection_id: str, key_kind: str | None,
-            key_id: int | None, request_id: str | None, detail: str) -> None:
-        """Queue one read; `detail` is already JSON (names and flags only)."""
+            key_id: int | None, request_id: str | None, detail: str, touch: tuple[int, datetime] | None = None
+            ) -> None:
+        """Queue one read; `detail` is already JSON (names and flags only). `touch` (row id, time):
+        the read was answered from memory (services/store/read_cache.py) and the row's
+        `last_fetched_at` is set with the batch, not by the read."""
         if self._pid != os.getpid():
             self._start()
         if len(self.queue) >= self.capacity:
             self.dropped += 1
             return
         self.queue.append((environment_id, provider_config_key, connection_id, key_kind, key_id, request_id,
-                           utcnow(), detail))
+                           utcnow(), detail, touch))
         if len(self.queue) == self.batch:
             self._wake.set()
 
@@ -95,9 +103,22 @@ class ReadRecorder:
         with database.connection_context(), write_transaction(database):
             known = _existing({(entry[0], entry[1], entry[2]) for entry in taken})
             rows = [(env, "credential.read", key, conn, True, at, actors.actor_of(kind, key_id), request_id, detail)
-                    for env, key, conn, kind, key_id, request_id, at, detail in taken if (env, key, conn) in known]
+                    for env, key, conn, kind, key_id, request_id, at, detail, _ in taken if (env, key, conn) in known]
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
                 _insert(rows[start:start + ROWS_PER_STATEMENT], COLUMNS)
+            _touch([entry[-1] for entry in taken if entry[-1] is not None])
+
+
+def _touch(touches: list[tuple[int, datetime]]) -> None:
+    """Set `last_fetched_at` of the rows read from memory to their latest read (never backwards)."""
+    latest: dict[int, datetime] = {}
+    for row_id, at in touches:
+        if row_id not in latest or at > latest[row_id]:
+            latest[row_id] = at
+    for row_id, at in sorted(latest.items()):  # one lock order: two workers' batches cannot deadlock
+        Connection.update(last_fetched_at=at).where(
+            (Connection.id == row_id) & (Connection.last_fetched_at.is_null() | (Connection.last_fetched_at < at))
+        ).execute()
 
 
 def _existing(wanted: set[tuple[int, str, str]]) -> set[tuple[int, str, str]]:

@@ -3,19 +3,28 @@ providers, environment variables."""
 
 from __future__ import annotations
 
-import json
 import re
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from common.errors import ApiError, NotFound
 from common.fields import CONNECTION_ID_PATTERN, KEY_PATTERN
 from common.httpapp import current_identity
 from common.identity import require_secret
 from common.validation import StrictQuery, json_body, query, uri_param, validate
-from services.store import actors, connections, credentials, envvars, flows, formatters, integrations, notify
+from services.store import (
+    actors,
+    connections,
+    credentials,
+    envvars,
+    flows,
+    formatters,
+    integrations,
+    notify,
+    read_cache,
+)
 from services.store.context import ctx
-from services.store.read_records import recorder
+from services.store.read_records import READ_DETAIL, recorder
 from services.store.schemas import (
     ConnectionGetQuery,
     ConnectionImport,
@@ -29,9 +38,6 @@ from services.store.schemas import (
 )
 
 bp = Blueprint("public", __name__)
-# A credential read's record detail, encoded once (services/store/read_records.py batches the rows).
-READ_DETAIL = {(shown, forced): json.dumps({"refresh_token": shown, "force_refresh": forced}, separators=(",", ":"))
-               for shown in (False, True) for forced in (False, True)}
 UNIQUE_KEY = re.compile(KEY_PATTERN)
 CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
 
@@ -144,12 +150,25 @@ def get_connection(connection_id: str):
     connection_id = connection_key(connection_id)
     require_secret_key()
     q = query(ConnectionGetQuery, request.args)
-    conn, integration, creds = connections.get_for_read(ctx(), env_id(), q.provider_config_key, connection_id,
-                                                        force_refresh=q.force_refresh)
+    found = connections.get_for_read(ctx(), env_id(), q.provider_config_key, connection_id,
+                                     force_refresh=q.force_refresh)
     recorder.add(env_id(), q.provider_config_key, connection_id, *actors.current(), actors.request_id(),
                  READ_DETAIL[q.refresh_token, q.force_refresh])
-    return jsonify(connections.present_full(conn, integration, creds, include_refresh=q.refresh_token,
-                                            suffix="Z"))
+
+    def present(shown: bool) -> dict:
+        return connections.present_full(found.conn, found.integration, found.credentials, include_refresh=shown,
+                                        suffix="Z")
+
+    if not (q.force_refresh or q.refresh_github_app_jwt_token or found.refreshed):
+        read_cache.offer(request.environ, _encoded, current_identity(), found.conn,
+                         found.integration, found.credentials, ctx().catalogue.get(found.integration.provider),
+                         present)
+    return jsonify(present(q.refresh_token))
+
+
+def _encoded(answer: dict) -> bytes:
+    """The body jsonify sends for `answer`."""
+    return current_app.json.response(answer).get_data()
 
 
 @bp.delete("/connections/<path:connection_id>")
@@ -171,6 +190,7 @@ def patch_connection(connection_id: str):
     q = query(ConnectionKeyQuery, request.args)
     body = validate(ConnectionPatch, json_body(request))
     connections.patch(env_id(), q.provider_config_key, connection_id, body)
+    notify.connection_changed(ctx().settings, env_id(), q.provider_config_key, connection_id)  # cached reads
     actors.connection_event("updated", q.provider_config_key, connection_id,
                             fields=sorted(body.model_dump(exclude_none=True)))
     return jsonify({"success": True})
@@ -182,6 +202,7 @@ def _metadata(merge: bool):
     body = validate(MetadataBody, raw)
     ids = body.connection_id if isinstance(body.connection_id, list) else [body.connection_id]
     connections.set_metadata(env_id(), body.provider_config_key, ids, body.metadata, merge=merge)
+    notify.connection_changed(ctx().settings, env_id(), body.provider_config_key, *ids)  # cached reads
     for connection_id in ids:
         actors.connection_event("updated", body.provider_config_key, connection_id, fields=["metadata"])
     return jsonify(raw), (200 if merge else 201)
@@ -211,6 +232,7 @@ def _legacy_metadata(connection_id: str, merge: bool):
     if not isinstance(metadata, dict):
         raise ApiError(code="invalid_body", status=400, message="The body must be a JSON object")
     connections.set_metadata(env_id(), key, [connection_id], metadata, merge=merge)
+    notify.connection_changed(ctx().settings, env_id(), key, connection_id)  # cached reads
     actors.connection_event("updated", key, connection_id, fields=["metadata"])
     return jsonify(metadata), (200 if merge else 201)
 

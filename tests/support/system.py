@@ -70,6 +70,7 @@ class System:
     env: dict[str, str]
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    root: Path = ROOT  # the checkout whose code runs (a benchmark may run an older one beside this)
 
     @property
     def url(self) -> str:
@@ -105,7 +106,7 @@ class System:
     def spawn(self, name: str, module: str, env: dict[str, str]) -> subprocess.Popen:
         """`python -m module` in its own session, its output appended to `<name>.log`."""
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child holds its own copy of the file
-            return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT, stdout=log,
+            return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=self.root, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
 
     def start(self, timeout: float = 40.0) -> System:
