@@ -286,6 +286,9 @@ VARIABLES: tuple[Var, ...] = (
     Var("LOG_FORMAT", to_log_format, "text",
         "text (readable lines) or json (one JSON object per line: time, process, level, logger, message, "
         "request_id; access lines too)."),
+    Var("STORE_READ_CACHE_ENTRIES", to_non_negative_int, 10000,
+        "Credential-read answers each store worker keeps in memory, used only with NANGO_REDIS_URL (whose "
+        "change versions keep them current on every replica); 0 turns the cache off."),
     Var("LOG_SQL", to_bool, False,
         "Log every SQL statement the store runs, with its parameters (debugging only: not on real data)."),
     Var("GRACEFUL_TIMEOUT", to_positive_int, 10,

@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["authport_metrics_extra"] = metrics_extra
     from services.store.read_cache import CachedReads
 
-    app.wsgi_app = CachedReads(app.wsgi_app, settings.INTERNAL_API_KEY)
+    app.wsgi_app = CachedReads(app.wsgi_app, settings.INTERNAL_API_KEY, settings.STORE_READ_CACHE_ENTRIES)
 
     @app.after_request
     def _request_id(response):

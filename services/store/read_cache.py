@@ -47,7 +47,7 @@ from services.store.read_records import READ_DETAIL, recorder
 from services.store.refresh import REFRESHABLE, missing_token, refresh_buffer
 
 LIFETIME = 30.0  # seconds an entry is used at most, however its versions stand
-CAPACITY = 10_000  # entries per worker; the oldest go first
+CAPACITY = 10_000  # entries per worker (STORE_READ_CACHE_ENTRIES); the oldest go first
 ROUTE = "/connections/<path:connection_id>"  # the Flask rule, for the request metrics
 _VERSIONS = "HTTP_" + VERSIONS_HEADER.upper().replace("-", "_")
 _PREFIXES = ("/connections/", "/connection/")
@@ -83,6 +83,8 @@ class ReadCache:
         return entry
 
     def put(self, key: tuple[int, str, str], entry: Entry) -> None:
+        if self.capacity <= 0:
+            return  # turned off (STORE_READ_CACHE_ENTRIES=0)
         with self._guard:
             self.entries.pop(key, None)
             while len(self.entries) >= self.capacity:
@@ -157,9 +159,10 @@ def _read_target(environ) -> tuple[str, str, bool] | None:
 class CachedReads:
     """WSGI middleware in front of the store's Flask app: cache hits of the credential read."""
 
-    def __init__(self, app, internal_key: str):
+    def __init__(self, app, internal_key: str, capacity: int = CAPACITY):
         self.app = app
         self.internal_key = internal_key
+        cache.capacity = capacity
 
     def __call__(self, environ, start_response):
         answer = self._hit(environ) if environ.get("REQUEST_METHOD") == "GET" and _VERSIONS in environ else None

@@ -283,3 +283,6 @@ def test_an_entry_is_used_only_under_its_versions_and_within_its_lifetime():
     for index in range(3):
         cache.put((1, "k", str(index)), entry)
     assert list(cache.entries) == [(1, "k", "1"), (1, "k", "2")]  # the oldest went first
+    off = ReadCache(capacity=0)  # STORE_READ_CACHE_ENTRIES=0
+    off.put((1, "k", "c"), entry)
+    assert off.entries == {} and off.get((1, "k", "c"), (b"1", b"1"), now) is None
