@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -159,6 +160,8 @@ def list_connections(env_id: int, q: ConnectionListQuery) -> list[dict]:
     rows = (Connection.select(Connection, Integration).join(Integration).where(where)
             .order_by(Connection.created_at.desc(), Connection.id.desc()))
     wanted_tags = {k.lower(): v for k, v in (q.tags or {}).items()}
+    for needle in filter(None, (_tag_needle(name, value) for name, value in wanted_tags.items())):
+        rows = rows.where(fn.LOWER(Connection.tags).contains(needle))
     if q.search and SQL_SAFE_NEEDLE.fullmatch(q.search):
         # Narrowed in SQL first (then matched exactly below): the id, or the end user's JSON text. Only
         # for plain needles, which the JSON of the end user cannot spell differently (escapes).
@@ -201,6 +204,15 @@ def _in_chunks(rows):
         if len(chunk) < LIST_CHUNK:
             return
         after = (chunk[-1].created_at, chunk[-1].id)
+
+
+def _tag_needle(name: str, value: str) -> str | None:
+    """Text the tags column of every connection tagged `name`=`value` contains, lowered, so the
+    database narrows the rows matched exactly below (LIKE's `_` and `%` and the lowering only
+    widen it). The column is JSON written without spaces (models.JSONField); a pair whose JSON
+    spelling holds a backslash, which LIKE would read as an escape, is left to that match (None)."""
+    needle = (json.dumps(name) + ":" + json.dumps(value)).lower()
+    return None if "\\" in needle else needle
 
 
 def _item(conn: Connection) -> dict:
