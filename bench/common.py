@@ -63,8 +63,12 @@ def _ms(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(url: str, headers: dict[str, str], *, connections: int, seconds: int = 10, threads: int = 2) -> WrkResult:
+def wrk(url: str, headers: dict[str, str], *, connections: int, seconds: int = 10, threads: int = 2,
+        script: Path | None = None) -> WrkResult:
+    """wrk's figures for `url` (or for the requests a Lua `script` makes, e.g. over many paths)."""
     args = [ensure_wrk(), f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        args += ["-s", str(script)]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
