@@ -6,7 +6,7 @@ import json
 import re
 import uuid
 
-from peewee import IntegrityError, fn
+from peewee import Cast, Expression, IntegrityError, Value, fn
 
 from common.errors import ApiError, NotFound, field_error
 from common.request_signing import account_id_problem
@@ -146,30 +146,38 @@ def present_full(conn: Connection, integration: Integration, credentials: dict, 
 
 
 def list_connections(env_id: int, q: ConnectionListQuery) -> list[dict]:
-    where = (Connection.environment == env_id) & Connection.deleted_at.is_null() & Integration.deleted_at.is_null()
+    # The environment's live integrations first (a handful of rows), then one table paged: a join
+    # let Postgres, with no statistics yet on a table as small as integrations, sort every
+    # connection of the environment for each page (51 ms at 20,000, bench/scale.py).
+    integrations = Integration.select().where((Integration.environment == env_id) & Integration.deleted_at.is_null())
+    if q.integrationId:
+        integrations = integrations.where(
+            Integration.unique_key.in_([k.strip() for k in q.integrationId.split(",") if k.strip()]))
+    live_integrations = {integration.id: integration for integration in integrations}
+    if not live_integrations:
+        return []
+    where = ((Connection.environment == env_id) & Connection.deleted_at.is_null()
+             & Connection.integration.in_(list(live_integrations)))
     if q.connectionId:
         where &= Connection.connection_id == q.connectionId
     if q.endUserId:
         where &= Connection.end_user_id == q.endUserId
     if q.endUserOrganizationId:
         where &= Connection.organization_id == q.endUserOrganizationId
-    if q.integrationId:
-        where &= Integration.unique_key.in_([k.strip() for k in q.integrationId.split(",") if k.strip()])
     if q.withError is not None:  # a successful refresh or a new credential clears the failure
         where &= Connection.last_refresh_failure.is_null(not q.withError)
-    rows = (Connection.select(Connection, Integration).join(Integration).where(where)
-            .order_by(Connection.created_at.desc(), Connection.id.desc()))
+    rows = Connection.select().where(where).order_by(Connection.created_at.desc(), Connection.id.desc())
+
+    def item(conn: Connection) -> dict:
+        integration = live_integrations[conn.integration_id]
+        return formatters.connection_item(conn, integration.unique_key, integration.provider)
+
     wanted_tags = {k.lower(): v for k, v in (q.tags or {}).items()}
-    for needle in filter(None, (_tag_needle(name, value) for name, value in wanted_tags.items())):
-        rows = rows.where(fn.LOWER(Connection.tags).contains(needle))
-    if q.search and SQL_SAFE_NEEDLE.fullmatch(q.search):
-        # Narrowed in SQL first (then matched exactly below): the id, or the end user's JSON text. Only
-        # for plain needles, which the JSON of the end user cannot spell differently (escapes).
-        needle = q.search.lower()
-        rows = rows.where(fn.LOWER(Connection.connection_id).contains(needle)
-                          | fn.LOWER(Connection.end_user).contains(needle))
+    narrowing = _sql_narrowing(wanted_tags, q.search)
+    if narrowing:
+        rows = rows.where(*narrowing)
     if not wanted_tags and not q.search:  # every filter is SQL: the page is read, not the environment
-        return [_item(conn) for conn in rows.offset(q.page * q.limit).limit(q.limit)]
+        return [item(conn) for conn in rows.offset(q.page * q.limit).limit(q.limit)]
     out = []
     skip = q.page * q.limit
     for conn in _in_chunks(rows):
@@ -181,7 +189,7 @@ def list_connections(env_id: int, q: ConnectionListQuery) -> list[dict]:
         if skip:
             skip -= 1
             continue
-        out.append(_item(conn))
+        out.append(item(conn))
         if len(out) >= q.limit:
             break
     return out
@@ -206,17 +214,30 @@ def _in_chunks(rows):
         after = (chunk[-1].created_at, chunk[-1].id)
 
 
-def _tag_needle(name: str, value: str) -> str | None:
-    """Text the tags column of every connection tagged `name`=`value` contains, lowered, so the
-    database narrows the rows matched exactly below (LIKE's `_` and `%` and the lowering only
-    widen it). The column is JSON written without spaces (models.JSONField); a pair whose JSON
-    spelling holds a backslash, which LIKE would read as an escape, is left to that match (None)."""
-    needle = (json.dumps(name) + ":" + json.dumps(value)).lower()
-    return None if "\\" in needle else needle
-
-
-def _item(conn: Connection) -> dict:
-    return formatters.connection_item(conn, conn.integration.unique_key, conn.integration.provider)
+def _sql_narrowing(wanted_tags: dict[str, str], search: str | None) -> list:
+    """SQL tests every connection matching the tags (keys lowered) and the search passes, so the
+    database narrows the rows matched exactly in Python. Each test can only widen: it lowers
+    both sides (the column is ASCII JSON, models.JSONField) and looks at the end user's whole JSON.
+    On Postgres the tests are the expressions migration 12 indexes."""
+    postgres = is_postgres(database.obj)
+    tests = []
+    for name, value in wanted_tags.items():
+        if postgres:
+            wanted = Cast(Value(json.dumps({name: value}).lower()), "jsonb")
+            tests.append(Expression(Cast(fn.LOWER(Connection.tags), "jsonb"), "@>", wanted))
+        elif "\\" not in (needle := (json.dumps(name) + ":" + json.dumps(value)).lower()):
+            tests.append(fn.LOWER(Connection.tags).contains(needle))  # `_` and `%` only widen; `\` would escape
+    if search and SQL_SAFE_NEEDLE.fullmatch(search):
+        # Only for plain needles, which the end user's JSON cannot spell differently (escapes), and
+        # which cannot span the space between the id and that JSON.
+        needle = search.lower()
+        if postgres:
+            searched = Connection.connection_id.concat(" ").concat(fn.COALESCE(Connection.end_user, ""))
+            tests.append(fn.LOWER(searched) % f"%{needle}%")
+        else:
+            tests.append(fn.LOWER(Connection.connection_id).contains(needle)
+                         | fn.LOWER(Connection.end_user).contains(needle))
+    return tests
 
 
 def _matches(conn: Connection, needle: str) -> bool:

@@ -201,6 +201,20 @@ def test_search_finds_what_sql_cannot_narrow(api, key):
     assert [c["id"] for c in list_connections(api, integrationId=key, search="e_c")] == [underscored["id"]]
 
 
+def test_tag_filters_match_keys_in_any_case_and_values_exactly_whatever_their_characters(api, key):
+    # The database narrows by lowered JSON (Postgres: an indexed jsonb containment; SQLite: LIKE);
+    # escapes, non-ASCII and case must neither lose a match nor let a wrong one through.
+    odd = make_connection(api, key, tags={"Team": "Zoë \\ 100%_x", "Plan": "PRO"})
+    make_connection(api, key, tags={"team": "zoë \\ 100%_x", "plan": "pro"})
+
+    def ids(**tags):
+        return [c["id"] for c in list_connections(api, integrationId=key, **{f"tags[{k}]": v for k, v in tags.items()})]
+
+    assert ids(team="Zoë \\ 100%_x") == ids(TEAM="Zoë \\ 100%_x") == [odd["id"]]
+    assert ids(team="Zoë \\ 100%_x", plan="PRO") == [odd["id"]]
+    assert ids(team="Zoë \\ 100%_x", plan="pro") == [] and ids(team="Zoë") == []
+
+
 def test_delete_is_soft_and_the_id_can_be_reused(system, api, key):
     made = make_connection(api, key)
     cid = made["connection_id"]

@@ -88,3 +88,28 @@ def test_processes_starting_together_on_a_fresh_database_all_succeed(backend, en
         finally:
             if backend == "postgres":
                 drop_postgres_database(url)
+
+
+def test_the_list_filters_sql_is_what_the_postgres_indexes_answer(database_url):
+    """Migration 12's indexes serve the exact expressions `list_connections` narrows by: with
+    sequential scans priced out, Postgres answers the tag and search tests from them."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("the filter indexes are Postgres's")
+    from services.store.connections import _sql_narrowing
+    from services.store.models import Connection
+
+    settings = settings_for(database_url, None)
+    db = prepare_database(settings, Cipher(None))
+    try:
+        for tags, search, index in (({"team": "Red"}, None, "connections_tags"),
+                                    ({}, "user-42@example", "connections_search")):
+            query = Connection.select().where(Connection.deleted_at.is_null(), *_sql_narrowing(tags, search))
+            sql, params = query.sql()
+            with db.atomic() as transaction:
+                db.execute_sql("SET LOCAL enable_seqscan TO off")
+                db.execute_sql("DROP INDEX connections_live_key")  # on an empty table, cheaper to walk
+                plan = "\n".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params).fetchall())
+                transaction.rollback()
+            assert f"Bitmap Index Scan on {index}" in plan and "Index Cond" in plan, plan  # not a walk of it
+    finally:
+        close(db)
