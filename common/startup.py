@@ -14,3 +14,11 @@ def database_error(exc: Exception) -> str | None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
         return first.replace("\t", " ")
     return None
+
+
+def internal_key(settings) -> str:
+    """`INTERNAL_API_KEY`, which every process needs (services accept only requests carrying it,
+    and the gateway and services send it); unset, the process does not start."""
+    if not settings.INTERNAL_API_KEY:
+        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    return settings.INTERNAL_API_KEY

@@ -9,7 +9,7 @@ from common.errors import ApiError
 from common.httpapp import base_app, error_response, install_health
 from common.internal import ServiceClient, StoreClient
 from common.settings import Settings, load_settings
-from common.startup import StartupError
+from common.startup import StartupError, internal_key
 from common.wsgi import METHODS
 from gateway import openapi, root_page, routing, websockets
 from gateway.admission import Admission
@@ -105,8 +105,7 @@ def build_admission(settings: Settings, store: StoreClient) -> Admission:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    if not settings.INTERNAL_API_KEY:
-        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    internal_key(settings)
     clients = service_clients(settings)
     admission = build_admission(settings, clients["store"])
     app = base_app("authport.gateway")

@@ -9,7 +9,7 @@ from flask import Flask, request
 from common.httpapp import base_app, install_health, require_internal_key
 from common.providers import Catalogue
 from common.settings import Settings, load_settings
-from common.startup import StartupError
+from common.startup import internal_key
 from common.store_flows import FlowStore
 from services.auth.context import AuthContext
 from services.auth.provider_calls import Outbound
@@ -18,8 +18,7 @@ from services.auth.webhooks import WebhookSender
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    if not settings.INTERNAL_API_KEY:
-        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    internal_key(settings)
     app = base_app("authport.auth")
     outbound = Outbound.from_settings(settings)
     app.extensions["authport_auth"] = AuthContext(

@@ -16,7 +16,7 @@ from common.errors import ApiError
 from common.httpapp import HTTP_CODES, base_app, error_response, install_health, require_internal_key
 from common.internal import ServiceClient
 from common.settings import Settings, load_settings
-from common.startup import StartupError
+from common.startup import StartupError, internal_key
 from services.dashboard import csrf
 from services.dashboard.access import SECURE_HINT, Gate
 from services.dashboard.context import DashboardContext, actor_user, ctx, environments
@@ -123,8 +123,7 @@ def install_error_pages(app: Flask) -> None:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    if not settings.INTERNAL_API_KEY:
-        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    internal_key(settings)
     if bool(settings.NANGO_DASHBOARD_USERNAME) != bool(settings.NANGO_DASHBOARD_PASSWORD):
         missing = "NANGO_DASHBOARD_PASSWORD" if settings.NANGO_DASHBOARD_USERNAME else "NANGO_DASHBOARD_USERNAME"
         raise StartupError(f"{missing}: set both NANGO_DASHBOARD_USERNAME and NANGO_DASHBOARD_PASSWORD, or neither "

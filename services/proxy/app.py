@@ -15,7 +15,7 @@ from common.egress import Egress, EgressConfig
 from common.httpapp import base_app, current_identity, install_health, require_internal_key
 from common.internal import StoreClient
 from common.settings import Settings, load_settings
-from common.startup import StartupError
+from common.startup import StartupError, internal_key
 from services.proxy.calls import ProxyCalls
 from services.proxy.credentials import CredentialCache
 from services.proxy.passage import ProxyPassage
@@ -36,8 +36,7 @@ def check_source_addresses(settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    if not settings.INTERNAL_API_KEY:
-        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    internal_key(settings)
     check_source_addresses(settings)
     store = StoreClient(settings.service_url("store"), settings.INTERNAL_API_KEY, maxsize=256)
     credentials = CredentialCache(store, settings.NANGO_REDIS_URL, settings.REDIS_KEY_PREFIX)

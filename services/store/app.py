@@ -12,7 +12,7 @@ from common.errors import ApiError
 from common.httpapp import base_app, error_response, install_health, require_internal_key
 from common.providers import Catalogue
 from common.settings import Settings, load_settings
-from common.startup import StartupError, database_error
+from common.startup import StartupError, database_error, internal_key
 from services.store import atrest, bootstrap, migrations
 from services.store.context import StoreContext
 from services.store.db import DatabaseUrlError, database, open_database
@@ -83,8 +83,7 @@ def install_decryption_errors(app: Flask) -> None:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    if not settings.INTERNAL_API_KEY:
-        raise StartupError("INTERNAL_API_KEY: must be set (the secret services require from each other)")
+    internal_key(settings)
     cipher = Cipher(settings.NANGO_ENCRYPTION_KEY, settings.NANGO_ENCRYPTION_KEYS_OLD)
     catalogue = Catalogue.configured(settings)
     db = prepare_database(settings, cipher)
