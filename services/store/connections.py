@@ -180,7 +180,7 @@ def list_connections(env_id: int, q: ConnectionListQuery) -> list[dict]:
         return [item(conn) for conn in rows.offset(q.page * q.limit).limit(q.limit)]
     out = []
     skip = q.page * q.limit
-    for conn in _in_chunks(rows):
+    for conn in _in_chunks(rows, min(LIST_CHUNK, (q.page + 1) * q.limit)):
         tags = {k.lower(): v for k, v in (conn.tags or {}).items()}
         if any(tags.get(k) != v for k, v in wanted_tags.items()):
             continue
@@ -196,22 +196,23 @@ def list_connections(env_id: int, q: ConnectionListQuery) -> list[dict]:
 
 
 SQL_SAFE_NEEDLE = re.compile(r"[A-Za-z0-9@.+-]{1,200}")  # no LIKE wildcard, no character JSON escapes
-LIST_CHUNK = 500  # rows read at a time when tags or a search filter them in Python
+LIST_CHUNK = 500  # rows read at a time at most when tags or a search filter them in Python
 
 
-def _in_chunks(rows):
-    """The rows of a query ordered by (created_at, id) descending, LIST_CHUNK at a time, each chunk
-    starting after the last row of the one before (keyset: no OFFSET rescanning what was read):
-    psycopg2 would otherwise fetch every row of the environment before the first is looked at."""
+def _in_chunks(rows, size: int):
+    """The rows of a query ordered by (created_at, id) descending in chunks, the first of `size`
+    rows (what the page needs if every row matches), then twice as many each time up to
+    LIST_CHUNK, each starting after the last row of the one before (keyset: no OFFSET rescanning
+    what was read): psycopg2 would otherwise fetch every row before the first is looked at."""
     after = None
     while True:
         page = rows if after is None else rows.where(
             (Connection.created_at < after[0]) | ((Connection.created_at == after[0]) & (Connection.id < after[1])))
-        chunk = list(page.limit(LIST_CHUNK))
+        chunk = list(page.limit(size))
         yield from chunk
-        if len(chunk) < LIST_CHUNK:
+        if len(chunk) < size:
             return
-        after = (chunk[-1].created_at, chunk[-1].id)
+        after, size = (chunk[-1].created_at, chunk[-1].id), min(LIST_CHUNK, size * 2)
 
 
 def _sql_narrowing(wanted_tags: dict[str, str], search: str | None) -> list:

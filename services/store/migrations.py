@@ -214,6 +214,15 @@ def _v12(db) -> None:
     db.execute_sql("ANALYZE connections")  # the planner knows an expression index's values only after it
 
 
+# The credential-read records' writer checks, once a second per worker, which of the connections
+# read still have a row, live or deleted, by environment and connection id
+# (read_records._existing): without this index that was a scan of every connection each time
+# (at 1,000,000, most of Postgres's CPU; reads at random slowed 2.2x from 1,000).
+V13 = """
+CREATE INDEX connections_env_connection ON connections (environment_id, connection_id);
+"""
+
+
 MIGRATIONS: list[tuple[int, str, Callable]] = [
     (1, "core tables", _run_sql(V1)),
     (2, "encrypted GitHub App private keys", _run_sql(V2)),
@@ -227,6 +236,7 @@ MIGRATIONS: list[tuple[int, str, Callable]] = [
     (10, "usage: requests and 429s per minute; failing connections indexed", _run_sql(V10)),
     (11, "connections listed in (created_at, id) order off an index; organizations indexed", _run_sql(V11)),
     (12, "connections: tag and search filters indexed (Postgres)", _v12),
+    (13, "connections indexed by environment and connection id, deleted ones too", _run_sql(V13)),
 ]
 
 

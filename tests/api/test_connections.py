@@ -201,6 +201,22 @@ def test_search_finds_what_sql_cannot_narrow(api, key):
     assert [c["id"] for c in list_connections(api, integrationId=key, search="e_c")] == [underscored["id"]]
 
 
+def test_pages_of_a_python_matched_search_are_read_across_chunks(api, key):
+    # "_" is not narrowed in SQL: every row is read in chunks (the first as large as the page,
+    # then doubling), rejected rows between them; each page is still the right slice.
+    made = []
+    for index in range(7):
+        made.append(make_connection(api, key, connection_id=unique(f"p_{index}")))
+        make_connection(api, key, connection_id=unique(f"other{index}"))
+    newest_first = [c["id"] for c in reversed(made)]
+
+    def page(limit: int, number: int) -> list[int]:
+        return [c["id"] for c in list_connections(api, integrationId=key, search="p_", limit=limit, page=number)]
+
+    assert [page(1, number) for number in range(8)] == [[made_id] for made_id in newest_first] + [[]]
+    assert page(3, 0) + page(3, 1) + page(3, 2) == newest_first
+
+
 def test_tag_filters_match_keys_in_any_case_and_values_exactly_whatever_their_characters(api, key):
     # The database narrows by lowered JSON (Postgres: an indexed jsonb containment; SQLite: LIKE);
     # escapes, non-ASCII and case must neither lose a match nor let a wrong one through.
