@@ -23,6 +23,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 
+import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
 from common.serve import ClientTimeout, JsonErrors
@@ -115,14 +116,21 @@ class PacedGeventWorker(JsonErrors, GeventWorker):
         super().handle(listener, PacedSocket(client, limits) if limits else client, addr)
 
     def handle_request(self, listener_name, req, sock, addr):
-        if not isinstance(sock, PacedSocket):
-            return super().handle_request(listener_name, req, sock, addr)
-        upgrade = next((v for k, v in req.headers if k == "UPGRADE"), "")
-        sock.reading_body(upgraded=upgrade.lower() == "websocket")
         try:
-            return super().handle_request(listener_name, req, sock, addr)
+            if not isinstance(sock, PacedSocket):
+                return super().handle_request(listener_name, req, sock, addr)
+            upgrade = next((v for k, v in req.headers if k == "UPGRADE"), "")
+            sock.reading_body(upgraded=upgrade.lower() == "websocket")
+            try:
+                return super().handle_request(listener_name, req, sock, addr)
+            finally:
+                sock.awaiting_head()
         finally:
-            sock.awaiting_head()
+            # Let the other connections run before this one reads its next request. A gevent
+            # socket whose data is already there does not yield, so a keep-alive client that
+            # answers at once kept its greenlet running request after request while the worker's
+            # other connections waited: at 4 connections, /healthz had p50 0.36 ms, p99 243 ms.
+            gevent.sleep(0)
 
     def handle_error(self, req, client, addr, exc):
         super().handle_error(req, client, addr, ClientTimeout(str(exc)) if isinstance(exc, BodyStalled) else exc)
