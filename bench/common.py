@@ -16,6 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psycopg2  # noqa: E402
+
 from tests.support.system import make_system  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -115,3 +117,20 @@ def latency_ms(call, count: int, *, warmup: int = 1, prepare=lambda: None) -> tu
         answer.raise_for_status()
     times.sort()
     return statistics.median(times), times[int(len(times) * 0.95)]
+
+
+def copy_connections(database_url: str, columns: tuple[str, ...], batches, *, options: str = "") -> None:
+    """COPY each batch (a file-like of rows, `options` as COPY's WITH clause) into the connections
+    table, one commit per batch, then VACUUM ANALYZE it so the planner sees the loaded table."""
+    conn = psycopg2.connect(database_url)
+    try:
+        for batch in batches:
+            batch.seek(0)
+            with conn.cursor() as cur:
+                cur.copy_expert(f"COPY connections ({', '.join(columns)}) FROM STDIN {options}".rstrip(), batch)
+            conn.commit()
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE connections")
+    finally:
+        conn.close()

@@ -20,10 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
-from bench.common import latency_ms  # noqa: E402
+from bench.common import copy_connections, latency_ms  # noqa: E402
 from tests.support.databases import create_postgres_database, drop_postgres_database, raw_rows  # noqa: E402
 from tests.support.system import make_system  # noqa: E402
 
@@ -35,26 +34,16 @@ COLUMNS = ("uid", "environment_id", "integration_id", "connection_id", "credenti
 
 def load(url: str, first: int, count: int) -> None:
     """COPY `count` connections (numbered from `first`) cloned from the imported one."""
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT environment_id, integration_id, credentials_enc, credentials_type FROM connections "
-                        "WHERE connection_id = 'bench-seed'")
-            env_id, integration_id, enc, kind = cur.fetchone()
-            buffer = io.StringIO()
-            for n in range(first, first + count):
-                moment = f"2030-01-{1 + n // 86400 % 28:02d} {n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}"
-                buffer.write("\t".join([str(uuid.uuid4()), str(env_id), str(integration_id), f"bench-{n}", enc, kind,
-                                        "{}", "{}", f'{{"id": "user-{n}"}}', f"user-{n}", "0", "f", moment,
-                                        moment, moment if n % 1000 == 7 else "\\N"]) + "\n")
-            buffer.seek(0)
-            cur.copy_expert(f"COPY connections ({', '.join(COLUMNS)}) FROM STDIN", buffer)
-        conn.commit()
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE connections")
-    finally:
-        conn.close()
+    ((env_id, integration_id, enc, kind),) = raw_rows(url, (
+        "SELECT environment_id, integration_id, credentials_enc, credentials_type FROM connections "
+        "WHERE connection_id = 'bench-seed'"))
+    buffer = io.StringIO()
+    for n in range(first, first + count):
+        moment = f"2030-01-{1 + n // 86400 % 28:02d} {n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}"
+        buffer.write("\t".join([str(uuid.uuid4()), str(env_id), str(integration_id), f"bench-{n}", enc, kind,
+                                "{}", "{}", f'{{"id": "user-{n}"}}', f"user-{n}", "0", "f", moment,
+                                moment, moment if n % 1000 == 7 else "\\N"]) + "\n")
+    copy_connections(url, COLUMNS, [buffer])
 
 
 def timed(http: requests.Session, url: str, requests_: int) -> tuple[float, float]:

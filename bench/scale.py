@@ -27,9 +27,7 @@ import random
 import uuid
 from datetime import datetime, timedelta
 
-import psycopg2
-
-from bench.common import ROOT, latency_ms, temp_dir, wrk
+from bench.common import ROOT, copy_connections, latency_ms, temp_dir, wrk
 from bench.credentials import PATH, Target
 from common.crypto import Cipher
 from common.settings import load_settings
@@ -72,8 +70,8 @@ def seed(target: Target, count: int) -> None:
         "c.connection_config, c.expires_at FROM connections c WHERE c.connection_id = 'bench'"))
     template = json.loads(cipher.decrypt(sealed, *Connection.binding("credentials_enc", uid)))
     start = datetime(2026, 1, 1)
-    conn = psycopg2.connect(target.database)
-    try:
+
+    def batches():
         for first in range(0, count, BATCH):
             buffer = io.StringIO()
             out = csv.writer(buffer)
@@ -88,15 +86,9 @@ def seed(target: Target, count: int) -> None:
                               json.dumps({"id": user, "email": f"{user}@example.com"}, separators=(",", ":")), user,
                               f"org-{index % 1_000}", expires_at,
                               created if index % 1_000 == 999 else None, 0, False, created, created))
-            buffer.seek(0)
-            with conn.cursor() as cur:
-                cur.copy_expert(f"COPY connections ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buffer)
-            conn.commit()
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE connections")
-    finally:
-        conn.close()
+            yield buffer
+
+    copy_connections(target.database, COLUMNS, batches(), options="WITH (FORMAT csv)")
 
 
 def read_figures(target: Target, count: int, seconds: int, label: str) -> dict[str, float]:
