@@ -116,16 +116,15 @@ class PacedGeventWorker(JsonErrors, GeventWorker):
         super().handle(listener, PacedSocket(client, limits) if limits else client, addr)
 
     def handle_request(self, listener_name, req, sock, addr):
-        try:
-            if not isinstance(sock, PacedSocket):
-                return super().handle_request(listener_name, req, sock, addr)
+        paced = isinstance(sock, PacedSocket)
+        if paced:
             upgrade = next((v for k, v in req.headers if k == "UPGRADE"), "")
             sock.reading_body(upgraded=upgrade.lower() == "websocket")
-            try:
-                return super().handle_request(listener_name, req, sock, addr)
-            finally:
-                sock.awaiting_head()
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
         finally:
+            if paced:
+                sock.awaiting_head()
             # Let the other connections run before this one reads its next request. A gevent
             # socket whose data is already there does not yield, so a keep-alive client that
             # answers at once kept its greenlet running request after request while the worker's
